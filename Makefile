@@ -1,0 +1,28 @@
+# Two set-up commands: `make run` starts the main job, `make test` runs the tests.
+# Each creates the virtual environment on first use (torch pinned to the CPU build on this machine's disk).
+
+VENV ?= .venv
+PYTHON ?= python3
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.shieldkit-installed
+PROMPT ?= The three most important safety checks for an LLM application are
+
+.PHONY: install run test bench
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: install
+	$(BIN)/shieldkit generate "$(PROMPT)" --max-new-tokens 48 --stream
+
+test: install
+	HF_HUB_OFFLINE=1 $(BIN)/pytest
+
+bench: install
+	HF_HUB_OFFLINE=1 $(BIN)/python bench/runtime.py

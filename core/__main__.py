@@ -1,0 +1,5 @@
+import sys
+
+from shieldkit.cli import main
+
+sys.exit(main())

