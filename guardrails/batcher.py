@@ -65,6 +65,11 @@ class MicroBatcher:
         """{ref: policy name} of the classifiers that can be scored."""
         return dict(self._names)
 
+    @property
+    def unavailable(self) -> dict[str, str]:
+        """{ref: why it cannot be scored}."""
+        return dict(self._unavailable)
+
     def threshold(self, ref: str) -> float:
         return self._thresholds[ref]
 

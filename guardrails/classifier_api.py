@@ -13,6 +13,8 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
+from shieldkit.guardrails.checks.base import CheckUnavailable
+
 if TYPE_CHECKING:
     from shieldkit.classifiers.base import ClassifierBank
 
@@ -22,7 +24,7 @@ PROMISED_DEFAULT_POLICIES = ("hate", "harassment", "sexual", "violence", "self_h
 BankLoader = Callable[[Sequence[str], Any], "ClassifierBank"]
 
 
-class ClassifiersUnavailable(RuntimeError):
+class ClassifiersUnavailable(CheckUnavailable):
     """The classifiers part (or one classifier) cannot be loaded; the message says why."""
 
 

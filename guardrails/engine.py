@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
-from shieldkit.guardrails.checks.base import CheckConfig, Finding, ScanResult, Scanner
+from shieldkit.guardrails.checks.base import CheckConfig, CheckUnavailable, Finding, ScanResult, Scanner
 from shieldkit.guardrails.vault import Vault
 
 log = logging.getLogger("shieldkit.guardrails")
@@ -117,6 +117,9 @@ class Guard:
                 raise RuntimeError(f"returned {len(results)} results for {len(texts)} texts")
         except asyncio.TimeoutError:
             error = f"timed out after {self.timeout_s:g} s"
+            log.warning("check '%s' timed out (%s)", config.name, config.on_error)
+        except CheckUnavailable as exc:  # announced loudly at start-up; per request it is only recorded
+            error = str(exc)
         except Exception as exc:  # a broken check never lets text through by accident: on_error decides
             error = str(exc) or type(exc).__name__
             log.warning("check '%s' failed (%s): %s", config.name, config.on_error, error,

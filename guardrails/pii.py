@@ -90,6 +90,7 @@ def _ip(candidate: str) -> int:
 
 
 _DATE = re.compile(r"\d{4}([-./])\d{1,2}\1\d{1,2}|\d{1,2}([-./])\d{1,2}\2\d{2,4}")
+_SSN_SHAPE = re.compile(r"\d{3}([- ])\d{2}\1\d{4}")  # an SSN the SSN recognizer rejected is not a phone either
 _DATE_TIME = re.compile(rf"(?:{_DATE.pattern})\s\d")
 
 
@@ -98,7 +99,7 @@ def _phone(candidate: str) -> int:
     unless the number starts with + or an area code in parentheses."""
     number = re.split(r"\s?(?:x|ext\.?)\s?\d", candidate, maxsplit=1)[0]
     digits = re.sub(r"\D", "", number)
-    if not 7 <= len(digits) <= 15 or _DATE.fullmatch(number) or _DATE_TIME.match(number):
+    if not 7 <= len(digits) <= 15 or _DATE.fullmatch(number) or _DATE_TIME.match(number) or _SSN_SHAPE.fullmatch(number):
         return 0
     marked = number.startswith(("+", "("))
     if not marked and not re.search(r"[.-]", number) and len(digits) < 9:

@@ -24,6 +24,10 @@ OnError = Literal["block", "allow"]
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_\-]{0,63}$")
 
 
+class CheckUnavailable(RuntimeError):
+    """The check cannot run at all (known at start-up, so reported quietly per request)."""
+
+
 @dataclass(frozen=True)
 class Finding:
     """A located match, for redaction and for reporting (never the matched text itself)."""
