@@ -39,8 +39,9 @@ class BatchStats:
 
 
 class MicroBatcher:
-    def __init__(self, window_ms: float = 3.0, max_texts: int = 32) -> None:
+    def __init__(self, window_ms: float = 3.0, max_texts: int = 32, on_batch=None) -> None:
         self.window = window_ms / 1000
+        self.on_batch = on_batch  # called with the number of texts of each bank call (metrics)
         self.max_texts = max_texts
         self.stats = BatchStats()
         self._bank: ClassifierBank | None = None
@@ -130,6 +131,8 @@ class MicroBatcher:
         self.stats.calls += 1
         self.stats.texts += len(texts)
         self.stats.jobs += len(batch)
+        if self.on_batch is not None:
+            self.on_batch(len(texts))
         for job in batch:
             if not job.future.done():
                 column = scores[self._names[job.ref]]

@@ -42,10 +42,15 @@ def hash_key(key: str) -> str:
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
-def served_model_id(settings: ProxySettings) -> str:
+def served_model_id(settings: ProxySettings, runtime: GemmaRuntime | None = None) -> str:
+    """The id the embedded model answers to: ``served_model``, else one derived from the model source."""
     if settings.served_model:
         return settings.served_model
-    model = settings.model.model
+    if runtime is not None:
+        kind, path = runtime.info.source_kind, runtime.info.source_path
+        model = {"embedded": "embedded", "tiny": "tiny-random"}.get(kind, path or runtime.info.name)
+    else:
+        model = settings.model.model
     if model == "embedded":
         return "gemma-3-270m"
     return model if model == "tiny-random" else Path(model).name.removesuffix(".gguf")
@@ -99,7 +104,8 @@ class Services:
         self.settings = settings
         self.policies = policies
         self.metrics = Metrics()
-        self.batcher = MicroBatcher(settings.batch_window_ms, settings.batch_max_texts)
+        self.batcher = MicroBatcher(settings.batch_window_ms, settings.batch_max_texts,
+                                    on_batch=self.metrics.classifier_batch.observe)
         self.guards = build_guards(policies, BuildContext(policies.base_dir, self.batcher),
                                    timeout_s=settings.check_timeout, observer=self.metrics)
         self.keys = {key.sha256: key for key in policies.file.keys}
@@ -114,7 +120,7 @@ class Services:
             key = settings.upstream_api_key.get_secret_value() if settings.upstream_api_key else None
             self.upstream = OpenAIUpstream(settings.upstream, api_key=key, connect_timeout=settings.upstream_connect_timeout,
                                            read_timeout=settings.upstream_timeout, max_connections=settings.upstream_max_connections)
-        self.model_id = served_model_id(settings)
+        self.model_id = served_model_id(settings, runtime)
         self.state: Literal["loading", "ready", "failed"] = "loading"
         self.error: str | None = None
         self.on_fatal: Callable[[str], None] | None = None  # the CLI stops the server with it

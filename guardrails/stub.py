@@ -4,6 +4,7 @@ It answers by echoing the last user message, word by word when streaming. The re
 behaviour, so a test can make it misbehave through the proxy:
 
     stub             echo                              stub-500       fail with HTTP 500
+    stub-slow        echo, 20 ms per streamed word
     stub-stall       accept, then never answer         stub-429       rate limit
     stub-stall-mid   stream a few words, then stall    stub-garbage   200 with a body that is not JSON
     stub-drop        stream a few words, then drop     stub-garbage-mid  a few words, then an invalid event
@@ -27,7 +28,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 
-MODELS = ("stub", "stub-stall", "stub-stall-mid", "stub-drop", "stub-cut", "stub-500", "stub-429", "stub-garbage",
+MODELS = ("stub", "stub-slow", "stub-stall", "stub-stall-mid", "stub-drop", "stub-cut", "stub-500", "stub-429", "stub-garbage",
           "stub-garbage-mid")
 WORDS = re.compile(r"\S+\s*|\s+")
 
@@ -91,8 +92,8 @@ async def _events(model: str, reply: str, usage: dict, include_usage: bool, dela
             if model == "stub-garbage-mid":
                 yield b"data: {this is not json\n\n"
             return
-        if delay:
-            await asyncio.sleep(delay)
+        if delay or model == "stub-slow":
+            await asyncio.sleep(delay or 0.02)
         yield event({"content": word})
     yield event({}, "stop")
     if include_usage:
@@ -114,7 +115,7 @@ class ServerThread:
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind((host, port))
         self.host, self.port = self.sock.getsockname()[:2]
-        config = uvicorn.Config(app, log_level=log_level, lifespan="on", timeout_graceful_shutdown=2)
+        config = uvicorn.Config(app, log_level=log_level, lifespan="on", timeout_graceful_shutdown=1)
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self.sock]}, daemon=True)
 

@@ -41,12 +41,12 @@ class WindowCutter:
     def _forced(pending: str, desperate: bool) -> int:
         """The window is full: cut at the last safe whitespace; with none for twice the window, cut anyway (but not
         inside a placeholder that may still be growing)."""
-        last = None
-        for last in SAFE_SPACE.finditer(pending):
-            pass
-        if last is not None and last.end() < len(pending):
-            return last.end()
-        if not desperate:
-            return 0
+        cut = 0
+        for match in SAFE_SPACE.finditer(pending):
+            at_end = match.end() == len(pending)
+            if not (at_end and match.start() > 0 and pending[match.start() - 1].isdigit()):  # "4111 " may go on
+                cut = match.end()
+        if cut or not desperate:
+            return cut
         partial = PARTIAL_PLACEHOLDER.search(pending)
         return partial.start() if partial else len(pending)

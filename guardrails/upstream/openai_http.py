@@ -65,6 +65,11 @@ class OpenAIUpstream:
         response = await self._send(
             self._client.build_request("POST", "/chat/completions", json=self._payload(request, True)), stream=True
         )
+        content_type = response.headers.get("content-type", "")
+        if not content_type.startswith("text/event-stream"):
+            await response.aclose()
+            raise UpstreamError(502, f"the upstream answered a streaming request with {content_type or 'no content type'}, "
+                                     "not an event stream")
         stream = UpstreamStream(pieces=_nothing())
         stream.pieces = self._events(response, stream)
         return stream

@@ -103,16 +103,18 @@ def stub():
 
 @pytest.fixture
 def make_proxy(tmp_path, stub):
-    """make_proxy(policy_yaml, **settings) -> a started Proxy in front of the stub (or the given upstream/runtime)."""
+    """make_proxy(policy_yaml, **settings) -> a started Proxy in front of the stub upstream (``embedded=True``: the
+    given runtime as the upstream; ``upstream_object``: any Upstream)."""
     started: list[ServerThread] = []
 
-    def make(policy: str, *, wait: bool = True, runtime=None, bank_loader=None, upstream=None, **settings) -> Proxy:
+    def make(policy: str, *, wait: bool = True, runtime=None, embedded: bool = False, bank_loader=None,
+             upstream_object=None, **settings) -> Proxy:
         policy_path = tmp_path / f"policy{len(started)}.yaml"
         policy_path.write_text(policy)
         audit_path = tmp_path / f"audit{len(started)}.sqlite3"
-        values = {"policy": policy_path, "audit_path": audit_path, "upstream": None if runtime else stub.url + "/v1",
+        values = {"policy": policy_path, "audit_path": audit_path, "upstream": None if embedded else stub.url + "/v1",
                   "upstream_timeout": 5.0, **settings}
-        app = create_app(ProxySettings.create(**values), runtime=runtime, bank_loader=bank_loader, upstream=upstream)
+        app = create_app(ProxySettings.create(**values), runtime=runtime, bank_loader=bank_loader, upstream=upstream_object)
         server = ServerThread(app, log_level="critical").start()
         started.append(server)
         proxy = Proxy(server, app, audit_path, stub.app)
