@@ -1,0 +1,251 @@
+"""Guardrail proxy benchmark: latency the proxy adds, time-to-first-token added by streaming windows, and a load run.
+
+    flock /tmp/shieldkit-cpu.lock .venv/bin/python bench/proxy.py [--requests 300] [--clients 32] [--duration 60]
+
+Everything runs as separate processes on loopback, as in production: the stub upstream
+(``python -m shieldkit.guardrails.stub``), the proxy (``shieldkit serve --upstream ...``, audit log on) and this
+load generator. Baselines run side by side in the same run: the stub called directly, and the proxy with no checks.
+On a 2-core machine the three processes share the cores, so the load numbers are a lower bound.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+PYTHON = sys.executable
+NO_CHECKS = "version: 1\npolicies:\n  default:\n    refusal: Sorry.\n"
+MESSAGE = ("Hi! Could you summarise the attached meeting notes for the team? Mail the summary to ann.lee@example.com "
+           "and call me on +1 415 555 0132 if anything is unclear. Thanks a lot, it has been a long week.")
+STREAM_REPLY = ("The quarterly numbers look solid overall. Revenue grew in every region, with the strongest gains in "
+                "the north. Costs stayed flat, which lifted margins. The team recommends keeping the current plan. "
+                "Questions can go to the finance channel.")
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_ready(url: str, popen: subprocess.Popen, log, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if popen.poll() is not None:
+            log.seek(0)
+            raise RuntimeError(f"{' '.join(map(str, popen.args))} exited: {log.read().decode()[-2000:]}")
+        try:
+            if httpx.get(url, timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} never became ready")
+
+
+class Process:
+    def __init__(self, command: list[str], ready_url: str) -> None:
+        env = {**os.environ, "SHIELDKIT_PROGRESS": "0", "HF_HUB_OFFLINE": "1"}
+        self.log = tempfile.TemporaryFile()
+        self.popen = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=self.log, env=env)
+        wait_ready(ready_url, self.popen, self.log)
+
+    def rss_mb(self) -> float:
+        """Resident memory of the process and its children (uvicorn workers), in MB."""
+        pids = [self.popen.pid] + [int(p) for p in Path(f"/proc/{self.popen.pid}/task/{self.popen.pid}/children").read_text().split()]
+        total = 0
+        for pid in pids:
+            for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+        return total / 1024
+
+    def stop(self) -> None:
+        self.popen.terminate()
+        self.popen.wait(timeout=30)
+        self.log.close()
+
+
+def start_stub(token_delay: float = 0.0) -> tuple[Process, str]:
+    port = free_port()
+    process = Process([PYTHON, "-m", "shieldkit.guardrails.stub", "--port", str(port), "--token-delay", str(token_delay)],
+                      f"http://127.0.0.1:{port}/v1/models")
+    return process, f"http://127.0.0.1:{port}/v1"
+
+
+def start_proxy(upstream: str, policy: Path | None, audit: Path, workers: int = 1) -> tuple[Process, str]:
+    port = free_port()
+    command = [PYTHON, "-m", "shieldkit", "serve", "--upstream", upstream, "--port", str(port), "--audit", str(audit),
+               "--log-level", "error", "--workers", str(workers)]
+    if policy is not None:
+        command += ["--policy", str(policy)]
+    process = Process(command, f"http://127.0.0.1:{port}/readyz")
+    return process, f"http://127.0.0.1:{port}/v1"
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+
+
+def sequential_latency(base: str, requests: int) -> list[float]:
+    """Milliseconds per non-streaming request, one at a time, after a warm-up."""
+    body = {"model": "stub", "messages": [{"role": "user", "content": MESSAGE}]}
+    times = []
+    with httpx.Client(base_url=base, timeout=30) as client:
+        for index in range(requests + 20):
+            started = time.perf_counter()
+            response = client.post("/chat/completions", json=body)
+            elapsed = (time.perf_counter() - started) * 1000
+            response.raise_for_status()
+            if index >= 20:
+                times.append(elapsed)
+    return times
+
+
+def first_token_ms(base: str, repeats: int) -> dict[str, float]:
+    """Streaming: time to the first content chunk and to the end, median over repeats."""
+    body = {"model": "stub", "stream": True, "messages": [{"role": "user", "content": STREAM_REPLY}]}
+    first, total = [], []
+    with httpx.Client(base_url=base, timeout=60) as client:
+        for _ in range(repeats):
+            started, seen = time.perf_counter(), None
+            with client.stream("POST", "/chat/completions", json=body) as response:
+                for line in response.iter_lines():
+                    if seen is None and line.startswith("data: {") and _content(line[6:]):
+                        seen = time.perf_counter() - started
+            first.append(seen * 1000)
+            total.append((time.perf_counter() - started) * 1000)
+    return {"ttft_ms": statistics.median(first), "total_ms": statistics.median(total)}
+
+
+def _content(data: str) -> str:
+    choices = json.loads(data).get("choices") or [{}]
+    return (choices[0].get("delta") or {}).get("content") or ""
+
+
+async def load_run(base: str, clients: int, duration: float) -> dict:
+    body = {"model": "stub", "messages": [{"role": "user", "content": MESSAGE}]}
+    latencies, errors, codes = [], 0, {}
+    deadline = time.perf_counter() + duration
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as client:
+
+        async def worker() -> None:
+            nonlocal errors
+            while time.perf_counter() < deadline:
+                started = time.perf_counter()
+                try:
+                    response = await client.post("/chat/completions", json=body)
+                    ok = response.status_code == 200
+                    codes[response.status_code] = codes.get(response.status_code, 0) + 1
+                except httpx.HTTPError:
+                    ok = False
+                if ok:
+                    latencies.append((time.perf_counter() - started) * 1000)
+                else:
+                    errors += 1
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(clients)))
+        elapsed = time.perf_counter() - started
+    return {"requests": len(latencies), "errors": errors, "status_codes": codes, "seconds": round(elapsed, 1),
+            "throughput_rps": round(len(latencies) / elapsed, 1), "p50_ms": round(percentile(latencies, 0.5), 1),
+            "p99_ms": round(percentile(latencies, 0.99), 1)}
+
+
+def summarize(times: list[float]) -> dict:
+    return {"p50_ms": round(percentile(times, 0.5), 2), "p99_ms": round(percentile(times, 0.99), 2)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=300, help="sequential requests per latency variant")
+    parser.add_argument("--stream-repeats", type=int, default=20)
+    parser.add_argument("--clients", type=int, default=32)
+    parser.add_argument("--duration", type=float, default=60.0, help="seconds per load run")
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="proxy worker processes per load run")
+    args = parser.parse_args()
+
+    from shieldkit.guardrails.policy import default_policy_path
+
+    results: dict = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version()}}
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp_path = Path(tmp)
+        empty = tmp_path / "no-checks.yaml"
+        empty.write_text(NO_CHECKS)
+        stub, stub_url = start_stub()
+        proxies = {"no checks": start_proxy(stub_url, empty, tmp_path / "a.sqlite3"),
+                   "default policy": start_proxy(stub_url, None, tmp_path / "b.sqlite3")}
+        try:
+            direct = sequential_latency(stub_url, args.requests)
+            latency = {"stub directly": summarize(direct)}
+            for name, (_, url) in proxies.items():
+                times = sequential_latency(url, args.requests)
+                latency[f"proxy, {name}"] = {**summarize(times),
+                                             "added_p50_ms": round(percentile(times, 0.5) - percentile(direct, 0.5), 2),
+                                             "added_p99_ms": round(percentile(times, 0.99) - percentile(direct, 0.99), 2)}
+            results["latency"] = latency
+            print(json.dumps({"latency": latency}, indent=2), flush=True)
+        finally:
+            for process, _ in proxies.values():
+                process.stop()
+            stub.stop()
+
+        # Streaming: a stub that sends one word every 20 ms (about a 50 tok/s model), windows of each kind.
+        stub, stub_url = start_stub(token_delay=0.02)
+        windows = {"sentence": ("sentence", 32), "tokens: 8": ("tokens", 8), "tokens: 32": ("tokens", 32)}
+        try:
+            streaming = {"stub directly": first_token_ms(stub_url, args.stream_repeats)}
+            variants = [("no checks, window sentence", NO_CHECKS)]
+            for label, (window, tokens) in windows.items():
+                text = default_policy_path().read_text().replace("window: sentence", f"window: {window}")
+                variants.append((f"default policy, window {label}", text.replace("tokens: 32", f"tokens: {tokens}")))
+            for index, (label, text) in enumerate(variants):
+                policy = tmp_path / f"stream-{index}.yaml"
+                policy.write_text(text)
+                process, url = start_proxy(stub_url, policy, tmp_path / "s.sqlite3")
+                try:
+                    measured = first_token_ms(url, args.stream_repeats)
+                    measured["added_ttft_ms"] = round(measured["ttft_ms"] - streaming["stub directly"]["ttft_ms"], 1)
+                    streaming[f"proxy, {label}"] = measured
+                finally:
+                    process.stop()
+            results["streaming"] = streaming
+            print(json.dumps({"streaming": streaming}, indent=2), flush=True)
+        finally:
+            stub.stop()
+
+        stub, stub_url = start_stub()
+        try:
+            results["load"] = {"stub directly": asyncio.run(load_run(stub_url, args.clients, args.duration))}
+            print(json.dumps(results["load"], indent=2), flush=True)
+            for workers in args.workers:
+                process, url = start_proxy(stub_url, None, tmp_path / f"load{workers}.sqlite3", workers=workers)
+                try:
+                    idle = process.rss_mb()
+                    run = asyncio.run(load_run(url, args.clients, args.duration))
+                    run["proxy_rss_mb_idle"], run["proxy_rss_mb_after"] = round(idle, 1), round(process.rss_mb(), 1)
+                    results["load"][f"proxy, default policy, {workers} worker(s)"] = run
+                    print(json.dumps({f"{workers} worker(s)": run}, indent=2), flush=True)
+                finally:
+                    process.stop()
+        finally:
+            stub.stop()
+    print(json.dumps(results))
+
+
+if __name__ == "__main__":
+    main()
