@@ -89,6 +89,13 @@ class AuditLog:
         self._db: sqlite3.Connection | None = None
         self.failures = 0
 
+    def check(self) -> None:
+        """Create the file and its tables now, so an unwritable path is refused before the server starts."""
+        try:
+            connect(self.path).close()
+        except (OSError, sqlite3.Error) as exc:
+            raise ConfigError(f"cannot open the audit log {self.path}: {exc}") from None
+
     def open(self) -> None:
         try:
             self._db = connect(self.path)

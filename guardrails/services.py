@@ -111,6 +111,8 @@ class Services:
         self.keys = {key.sha256: key for key in policies.file.keys}
         self.limiter = RateLimiter()
         self.audit = AuditLog(settings.resolved_audit_path) if settings.audit else None
+        if self.audit is not None:
+            self.audit.check()
         self.classifier_plan = plan_classifiers(policies, injected=bank_loader is not None)
         self.runtime = runtime
         self.upstream = upstream

@@ -57,12 +57,14 @@ class UpstreamStream:
     Iteration raises :class:`UpstreamError` when the upstream fails mid-way. ``aclose`` stops generation.
     """
 
-    pieces: AsyncIterator[str]
+    pieces: AsyncIterator[str] | None = None  # set right after creation (the iterator fills in the fields below)
     finish_reason: str | None = None
     usage: Usage | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __aiter__(self) -> AsyncIterator[str]:
+        if self.pieces is None:
+            raise RuntimeError("the stream has no pieces iterator")
         return self.pieces.__aiter__()
 
     async def aclose(self) -> None:

@@ -61,7 +61,7 @@ class GemmaUpstream:
         except ShieldkitError as exc:
             code = "context_length_exceeded" if "context" in str(exc) else "invalid_request"
             raise UpstreamError(400, str(exc), code=code) from None
-        stream = UpstreamStream(pieces=_empty())
+        stream = UpstreamStream()
         stream.pieces = self._pieces(generation, stream, loop)
         return stream
 
@@ -113,7 +113,3 @@ class GemmaUpstream:
     async def aclose(self) -> None:
         self._executor.shutdown(wait=False, cancel_futures=True)
 
-
-async def _empty() -> AsyncIterator[str]:
-    return
-    yield  # pragma: no cover

@@ -70,7 +70,7 @@ class OpenAIUpstream:
             await response.aclose()
             raise UpstreamError(502, f"the upstream answered a streaming request with {content_type or 'no content type'}, "
                                      "not an event stream")
-        stream = UpstreamStream(pieces=_nothing())
+        stream = UpstreamStream()
         stream.pieces = self._events(response, stream)
         return stream
 
@@ -190,7 +190,3 @@ def _status_error(status: int, detail: str) -> UpstreamError:
     code = "model_not_found" if status == 404 else "upstream_rejected"
     return UpstreamError(status if status in (400, 404, 413, 422) else 400, f"the upstream rejected the request: {message}", code=code)
 
-
-async def _nothing() -> AsyncIterator[str]:
-    return
-    yield  # pragma: no cover

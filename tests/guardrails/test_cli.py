@@ -74,3 +74,10 @@ def test_the_serve_command_runs_the_proxy(stub, tmp_path):
     from shieldkit.guardrails.audit import query
 
     assert [e["direction"] for e in query(audit)] == ["output", "input"]  # flushed on shutdown
+
+
+def test_serve_refuses_an_unwritable_audit_log(tmp_path, capsys):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    assert main(["serve", "--upstream", "http://127.0.0.1:9/v1", "--audit", str(blocker / "audit.sqlite3")]) == 2
+    assert "cannot open the audit log" in capsys.readouterr().err
