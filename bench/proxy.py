@@ -40,10 +40,10 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def wait_ready(url: str, popen: subprocess.Popen, log, timeout: float = 120) -> None:
+def wait_ready(url: str, popen: subprocess.Popen | None, log, timeout: float = 120) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if popen.poll() is not None:
+        if popen is not None and popen.poll() is not None:
             log.seek(0)
             raise RuntimeError(f"{' '.join(map(str, popen.args))} exited: {log.read().decode()[-2000:]}")
         try:
@@ -166,6 +166,77 @@ async def load_run(base: str, clients: int, duration: float) -> dict:
             "p99_ms": round(percentile(latencies, 0.99), 1)}
 
 
+class ForwardPassBank:
+    """A stand-in classifier bank with a real bank's cost: one batched forward pass of the embedded Gemma per call,
+    shared by all policies (mean-pooled last hidden state, a fixed random direction per policy). Its scores mean
+    nothing; it measures what micro-batching buys when every text costs a 270M forward pass."""
+
+    def __init__(self, runtime, names) -> None:
+        import torch
+
+        generator = torch.Generator().manual_seed(0)
+        self.runtime = runtime
+        self.heads = {n: torch.randn(runtime.info.hidden_size, generator=generator) / 30 for n in names}
+        self.classifiers = {n: _StandIn(n) for n in names}
+        self.calls = 0
+
+    def score(self, texts, policies=None):
+        import torch
+
+        self.calls += 1
+        encoded = self.runtime.tokenizer(list(texts), padding=True, return_tensors="pt")
+        with torch.inference_mode(), self.runtime.lock:
+            hidden = self.runtime.model.model(input_ids=encoded.input_ids, attention_mask=encoded.attention_mask).last_hidden_state
+        mask = encoded.attention_mask[..., None].float()  # [B, T, 1]
+        pooled = (hidden * mask).sum(1) / mask.sum(1)  # [B, D]
+        return {p: torch.sigmoid(pooled @ self.heads[p]).tolist() for p in (policies or self.heads)}
+
+
+class _StandIn:
+    def __init__(self, name: str) -> None:
+        self.name, self.description, self.threshold, self.capabilities = name, "stand-in", 0.5, frozenset()
+
+
+def batching_run(concurrency: int, requests: int, max_texts: int, runtime, tmp_path: Path) -> dict:
+    """/v1/check with seven classifier checks per text, `concurrency` clients at once, in-process proxy."""
+    from shieldkit.guardrails import ProxySettings, create_app
+    from shieldkit.guardrails.stub import ServerThread
+
+    names = ["hate", "harassment", "sexual", "violence", "self_harm", "dangerous", "prompt_injection"]
+    policy = tmp_path / "classifiers.yaml"
+    policy.write_text("policies:\n  default:\n    input:\n" + "".join(
+        f"      - {{name: {n}, kind: classifier, classifier: {n}, action: flag}}\n" for n in names))
+    holder = {}
+
+    def loader(refs, rt):
+        holder["bank"] = ForwardPassBank(rt, refs)
+        return holder["bank"]
+
+    settings = ProxySettings.create(policy=policy, upstream="http://127.0.0.1:9/v1", audit=False, batch_max_texts=max_texts)
+    with ServerThread(create_app(settings, runtime=runtime, bank_loader=loader), log_level="error") as server:
+        wait_ready(server.url + "/readyz", None, None)
+        texts = [f"Message {i}: {MESSAGE}" for i in range(requests)]
+
+        async def run() -> tuple[list[float], float]:
+            latencies, queue = [], list(texts)
+            async with httpx.AsyncClient(base_url=server.url, timeout=300) as client:
+                async def worker() -> None:
+                    while queue:
+                        text = queue.pop()
+                        started = time.perf_counter()
+                        response = await client.post("/v1/check", json={"text": text})
+                        response.raise_for_status()
+                        latencies.append((time.perf_counter() - started) * 1000)
+
+                started = time.perf_counter()
+                await asyncio.gather(*(worker() for _ in range(concurrency)))
+                return latencies, time.perf_counter() - started
+
+        latencies, seconds = asyncio.run(run())
+    return {"texts_per_second": round(requests / seconds, 2), "p50_ms": round(percentile(latencies, 0.5)),
+            "p99_ms": round(percentile(latencies, 0.99)), "bank_calls": holder["bank"].calls}
+
+
 def summarize(times: list[float]) -> dict:
     return {"p50_ms": round(percentile(times, 0.5), 2), "p99_ms": round(percentile(times, 0.99), 2)}
 
@@ -177,6 +248,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--duration", type=float, default=60.0, help="seconds per load run")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="proxy worker processes per load run")
+    parser.add_argument("--batching-requests", type=int, default=64, help="/v1/check requests per batching variant (0: skip)")
     args = parser.parse_args()
 
     from shieldkit.guardrails.policy import default_policy_path
@@ -244,6 +316,16 @@ def main() -> None:
                     process.stop()
         finally:
             stub.stop()
+        if args.batching_requests:
+            from shieldkit.model import GemmaRuntime, ModelSettings
+
+            runtime = GemmaRuntime.load(ModelSettings.create(model="embedded"), progress=False)
+            batching = {}
+            for label, concurrency, max_texts in (("1 client", 1, 32), ("16 clients, no cross-request batching", 16, 1),
+                                                  ("16 clients, micro-batched", 16, 32)):
+                batching[label] = batching_run(concurrency, args.batching_requests, max_texts, runtime, tmp_path)
+                print(json.dumps({label: batching[label]}), flush=True)
+            results["classifier_batching"] = batching
     print(json.dumps(results))
 
 
