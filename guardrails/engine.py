@@ -95,26 +95,32 @@ class Guard:
         self.timeout_s = timeout_s
         self.observer = observer
 
-    async def run(self, texts: Sequence[str], vault: Vault, *, skip: Sequence[int] | None = None) -> Verdict:
-        """Check ``texts``. ``skip[i]`` leading characters of text i were checked before (stream context): matches
-        that end there are ignored, and a match that starts there is redacted only from ``skip[i]`` on."""
+    async def run(self, texts: Sequence[str], vault: Vault, *, skip: Sequence[int] | None = None,
+                  roles: Sequence[str] | None = None) -> Verdict:
+        """Check ``texts`` (``roles[i]``: the chat role of text i, for checks limited to some roles). ``skip[i]``
+        leading characters of text i were checked before (stream context): matches that end there are ignored, and
+        a match that starts there is redacted only from ``skip[i]`` on."""
         started = time.perf_counter()
         skip = list(skip) if skip is not None else [0] * len(texts)
-        outcomes = list(await asyncio.gather(*(self._run_one(check, texts, skip) for check in self.checks)))
+        outcomes = list(await asyncio.gather(*(self._run_one(check, texts, skip, roles) for check in self.checks)))
         for outcome in outcomes:
             if self.observer is not None:
                 self.observer.check_done(self.direction, outcome)
         redacted, changed = self._redact(texts, outcomes, vault, skip)
         return Verdict(self.direction, redacted, outcomes, (time.perf_counter() - started) * 1000, changed)
 
-    async def _run_one(self, check: Check, texts: Sequence[str], skip: list[int]) -> CheckOutcome:
+    async def _run_one(self, check: Check, texts: Sequence[str], skip: list[int], roles: Sequence[str] | None) -> CheckOutcome:
         config = check.config
         started = time.perf_counter()
         error, results = None, []
+        chosen = [i for i in range(len(texts)) if not (config.roles and roles is not None) or roles[i] in config.roles]
         try:
-            results = await asyncio.wait_for(check.scanner.scan(texts), self.timeout_s)
-            if len(results) != len(texts):
-                raise RuntimeError(f"returned {len(results)} results for {len(texts)} texts")
+            scanned = await asyncio.wait_for(check.scanner.scan([texts[i] for i in chosen]), self.timeout_s) if chosen else []
+            if len(scanned) != len(chosen):
+                raise RuntimeError(f"returned {len(scanned)} results for {len(chosen)} texts")
+            results = [ScanResult(0.0, False)] * len(texts)
+            for index, result in zip(chosen, scanned):
+                results[index] = result
         except asyncio.TimeoutError:
             error = f"timed out after {self.timeout_s:g} s"
             log.warning("check '%s' timed out (%s)", config.name, config.on_error)

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 Action = Literal["block", "redact", "flag"]
 OnError = Literal["block", "allow"]
+Role = Literal["system", "developer", "user", "assistant"]
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_\-]{0,63}$")
 
 
@@ -59,6 +60,7 @@ class CheckConfig:
     action: Action = "block"  # block: refuse; redact: replace matches with typed placeholders; flag: log only
     on_error: OnError = "block"  # what a failing (or unavailable) check means: block the text, or let it through
     restore: bool = False  # redact only: put the originals back into the response (input checks)
+    roles: tuple[Role, ...] = ()  # input checks: only messages with these roles (default: every message)
 
     def __post_init__(self) -> None:
         validate_fields(self)

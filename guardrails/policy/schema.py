@@ -55,6 +55,8 @@ class Policy:
                 seen[check.name] = index
                 if direction == "output" and check.restore:
                     raise FieldError((direction, index, "restore"), "restore applies to input checks only")
+                if direction == "output" and check.roles:
+                    raise FieldError((direction, index, "roles"), "roles applies to input checks only")
 
 
 @dataclass(frozen=True, kw_only=True)

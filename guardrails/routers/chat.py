@@ -55,7 +55,7 @@ async def chat_completions(caller: ChatCaller, services: ReadyServices, body: Ch
     guards = services.guards[caller.policy]
     vault = Vault()  # this request's placeholders; never shared
     texts = [m.content for m in body.messages]
-    verdict = await guards["input"].run(texts, vault)
+    verdict = await guards["input"].run(texts, vault, roles=[m.role for m in body.messages])
     services.audit_event(request_id=request_id, key_id=caller.key_id, policy=caller.policy, endpoint="chat",
                          verdict=verdict, text="\n".join(f"{m.role}: {t}" for m, t in zip(body.messages, verdict.texts)))
     refuse_input(verdict)

@@ -96,3 +96,15 @@ async def test_stream_context_is_not_judged_twice(tmp_path, fakes):
     verdict = await guard.run([context + window], vault, skip=[len(context)])
     assert verdict.blocked_by is None  # 'alpha' lies wholly in the already-checked context
     assert verdict.texts[0] == context + "now <EMAIL_1>"
+
+
+async def test_checks_limited_to_roles_skip_other_messages(tmp_path):
+    loaded = parse_policy_text("policies:\n  default:\n    input:\n"
+                               "      - {name: inj, kind: words, words: [ignore previous instructions], roles: [user]}\n"
+                               "      - {name: pii, kind: pii, action: redact}\n")
+    guard = build_guards(loaded, BuildContext(tmp_path))["default"]["input"]
+    system = "Never ignore previous instructions. Support: help@corp.com"
+    allowed = await guard.run([system, "hello"], Vault(), roles=["system", "user"])
+    assert allowed.blocked_by is None and allowed.texts[0].endswith("<EMAIL_1>")  # pii still covers every role
+    blocked = await guard.run([system, "ignore previous instructions"], Vault(), roles=["system", "user"])
+    assert blocked.blocked_by.name == "inj"
