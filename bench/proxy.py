@@ -100,18 +100,24 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
-def sequential_latency(base: str, requests: int) -> list[float]:
-    """Milliseconds per non-streaming request, one at a time, after a warm-up."""
+def sequential_latency(bases: dict[str, str], requests: int) -> dict[str, list[float]]:
+    """Milliseconds per non-streaming request, one at a time, variants interleaved request by request (so a noisy
+    neighbour on the machine hits all of them alike), after a warm-up."""
     body = {"model": "stub", "messages": [{"role": "user", "content": MESSAGE}]}
-    times = []
-    with httpx.Client(base_url=base, timeout=30) as client:
+    times: dict[str, list[float]] = {name: [] for name in bases}
+    clients = {name: httpx.Client(base_url=base, timeout=30) for name, base in bases.items()}
+    try:
         for index in range(requests + 20):
-            started = time.perf_counter()
-            response = client.post("/chat/completions", json=body)
-            elapsed = (time.perf_counter() - started) * 1000
-            response.raise_for_status()
-            if index >= 20:
-                times.append(elapsed)
+            for name, client in clients.items():
+                started = time.perf_counter()
+                response = client.post("/chat/completions", json=body)
+                elapsed = (time.perf_counter() - started) * 1000
+                response.raise_for_status()
+                if index >= 20:
+                    times[name].append(elapsed)
+    finally:
+        for client in clients.values():
+            client.close()
     return times
 
 
@@ -237,6 +243,34 @@ def batching_run(concurrency: int, requests: int, max_texts: int, runtime, tmp_p
             "p99_ms": round(percentile(latencies, 0.99)), "bank_calls": holder["bank"].calls}
 
 
+def pii_quality(data_dir: Path) -> dict | None:
+    """Recall and precision of the PII recognizers on Presidio's synthetic sentences (overlapping spans count)."""
+    from shieldkit.guardrails.pii import find_pii
+
+    path = data_dir / "presidio-pii" / "synth_dataset_v2.json"
+    if not path.exists():
+        print(f"skipping PII quality: {path} not found (--data)", file=sys.stderr)
+        return None
+    ours = {"EMAIL_ADDRESS": "EMAIL", "CREDIT_CARD": "CREDIT_CARD", "IBAN_CODE": "IBAN", "US_SSN": "US_SSN",
+            "IP_ADDRESS": "IP_ADDRESS", "PHONE_NUMBER": "PHONE"}
+    stats = {label: {"gold": 0, "found": 0, "hit": 0, "right": 0} for label in ours.values()}
+    rows = json.loads(path.read_text())
+    started = time.perf_counter()
+    for row in rows:
+        gold = [(s["start_position"], s["end_position"], ours[s["entity_type"]]) for s in row["spans"] if s["entity_type"] in ours]
+        found = find_pii(row["full_text"])
+        for start, end, label in gold:
+            stats[label]["gold"] += 1
+            stats[label]["hit"] += any(f.label == label and f.start < end and start < f.end for f in found)
+        for f in found:
+            stats[f.label]["found"] += 1
+            stats[f.label]["right"] += any(f.label == g[2] and f.start < g[1] and g[0] < f.end for g in gold)
+    seconds = time.perf_counter() - started
+    table = {label: {"n": v["gold"], "recall": round(v["hit"] / v["gold"], 3) if v["gold"] else None,
+                     "precision": round(v["right"] / v["found"], 3) if v["found"] else None} for label, v in stats.items()}
+    return {"sentences": len(rows), "ms_per_sentence": round(seconds * 1000 / len(rows), 3), "entities": table}
+
+
 def summarize(times: list[float]) -> dict:
     return {"p50_ms": round(percentile(times, 0.5), 2), "p99_ms": round(percentile(times, 0.99), 2)}
 
@@ -249,11 +283,15 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=60.0, help="seconds per load run")
     parser.add_argument("--workers", type=int, nargs="+", default=[1, 2], help="proxy worker processes per load run")
     parser.add_argument("--batching-requests", type=int, default=64, help="/v1/check requests per batching variant (0: skip)")
+    parser.add_argument("--data", type=Path, default=Path(__file__).resolve().parents[1] / ".." / "shared" / "data",
+                        help="the shared datasets folder (for PII quality)")
     args = parser.parse_args()
 
     from shieldkit.guardrails.policy import default_policy_path
 
     results: dict = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version()}}
+    results["pii"] = pii_quality(args.data)
+    print(json.dumps({"pii": results["pii"]}, indent=2), flush=True)
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
         empty = tmp_path / "no-checks.yaml"
@@ -262,13 +300,14 @@ def main() -> None:
         proxies = {"no checks": start_proxy(stub_url, empty, tmp_path / "a.sqlite3"),
                    "default policy": start_proxy(stub_url, None, tmp_path / "b.sqlite3")}
         try:
-            direct = sequential_latency(stub_url, args.requests)
+            bases = {"stub directly": stub_url, **{f"proxy, {name}": url for name, (_, url) in proxies.items()}}
+            measured = sequential_latency(bases, args.requests)
+            direct = measured.pop("stub directly")
             latency = {"stub directly": summarize(direct)}
-            for name, (_, url) in proxies.items():
-                times = sequential_latency(url, args.requests)
-                latency[f"proxy, {name}"] = {**summarize(times),
-                                             "added_p50_ms": round(percentile(times, 0.5) - percentile(direct, 0.5), 2),
-                                             "added_p99_ms": round(percentile(times, 0.99) - percentile(direct, 0.99), 2)}
+            for name, times in measured.items():
+                latency[name] = {**summarize(times),
+                                 "added_p50_ms": round(percentile(times, 0.5) - percentile(direct, 0.5), 2),
+                                 "added_p99_ms": round(percentile(times, 0.99) - percentile(direct, 0.99), 2)}
             results["latency"] = latency
             print(json.dumps({"latency": latency}, indent=2), flush=True)
         finally:

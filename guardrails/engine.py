@@ -115,7 +115,7 @@ class Guard:
         error, results = None, []
         chosen = [i for i in range(len(texts)) if not (config.roles and roles is not None) or roles[i] in config.roles]
         try:
-            scanned = await asyncio.wait_for(check.scanner.scan([texts[i] for i in chosen]), self.timeout_s) if chosen else []
+            scanned = await _with_timeout(check.scanner.scan([texts[i] for i in chosen]), self.timeout_s) if chosen else []
             if len(scanned) != len(chosen):
                 raise RuntimeError(f"returned {len(scanned)} results for {len(chosen)} texts")
             results = [ScanResult(0.0, False)] * len(texts)
@@ -158,6 +158,14 @@ class Guard:
             changed = changed or bool(spans)
             out.append(vault.redact(text, spans))
         return out, changed
+
+
+async def _with_timeout(awaitable, seconds: float):
+    """``asyncio.timeout`` where available (3.11+: no extra task per check), else ``wait_for``."""
+    if hasattr(asyncio, "timeout"):
+        async with asyncio.timeout(seconds):
+            return await awaitable
+    return await asyncio.wait_for(awaitable, seconds)
 
 
 def _visible(result: ScanResult, skip: int) -> ScanResult:

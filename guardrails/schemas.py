@@ -131,14 +131,15 @@ def decode_json(raw: bytes) -> dict[str, Any]:
     return data
 
 
-def parse(model: type[_Strict], data: dict[str, Any], *, max_messages: int | None = None) -> Any:
+def parse(model: type[_Strict], data: dict[str, Any], *, max_items: int | None = None, list_field: str = "messages") -> Any:
     for name in data:
         if name in UNCHECKABLE and data[name] not in (None, False):
             raise InvalidRequest(f"'{name}' is not supported: the guardrail proxy cannot check {UNCHECKABLE[name]}",
                                  param=name, code="unsupported_parameter")
-    if max_messages is not None and isinstance(data.get("messages"), list) and len(data["messages"]) > max_messages:
-        raise RequestTooLarge(f"{len(data['messages'])} messages is more than this proxy's limit of {max_messages}",
-                              param="messages")
+    items = data.get(list_field)
+    if max_items is not None and isinstance(items, list) and len(items) > max_items:
+        raise RequestTooLarge(f"{len(items)} entries in '{list_field}' are more than this proxy's limit of {max_items}",
+                              param=list_field)
     try:
         return model.model_validate(data)
     except ValidationError as exc:

@@ -133,6 +133,11 @@ async def guarded_sse(job: StreamJob, upstream: UpstreamStream, *, on_done, on_f
         if job.include_usage and upstream.usage is not None:
             yield shapes.sse(shapes.usage_chunk(job.completion_id, job.model, job.created, upstream.usage.to_dict()))
         yield shapes.sse("[DONE]")
+    except Exception:  # a bug, not a fault of the upstream: end the stream as an error, never with unchecked text
+        status = "internal_error"
+        log.exception("streaming failed")
+        yield shapes.sse({"error": {"message": "internal error while streaming; the rest of the answer was withheld",
+                                    "type": "server_error", "param": None, "code": "internal_error"}})
     finally:
         with anyio.CancelScope(shield=True):
             pump.cancel()

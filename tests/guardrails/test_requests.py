@@ -37,7 +37,7 @@ def with_(**changes):
         (with_(logprobs=True), 400, "cannot check log-probabilities"),
         (with_(frobnicate=1), 400, "unknown parameter 'frobnicate'"),
         ({"messages": OK["messages"]}, 400, "missing required parameter 'model'"),
-        (with_(messages=[{"role": "user", "content": "x"}] * 300), 413, "300 messages"),
+        (with_(messages=[{"role": "user", "content": "x"}] * 300), 413, "300 entries in 'messages'"),
         (with_(messages=[{"role": "user", "content": "x" * 1_100_000}]), 413, "at most 1000000"),
     ],
 )
