@@ -113,7 +113,8 @@ class Guard:
         config = check.config
         started = time.perf_counter()
         error, results = None, []
-        chosen = [i for i in range(len(texts)) if not (config.roles and roles is not None) or roles[i] in config.roles]
+        every_text = not config.roles or roles is None
+        chosen = [i for i in range(len(texts)) if every_text or roles[i] in config.roles]
         try:
             scanned = await _with_timeout(check.scanner.scan([texts[i] for i in chosen]), self.timeout_s) if chosen else []
             if len(scanned) != len(chosen):
