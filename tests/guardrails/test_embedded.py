@@ -72,10 +72,14 @@ def test_the_default_policy_on_the_embedded_gemma(make_proxy, real_runtime):
         messages=[{"role": "user", "content": "Reply to jane.roe@example.com about her card 4111 1111 1111 1111."}])
         if c.choices)
     assert text.strip()
-    proxy.services.audit.flush()
     import sqlite3
 
-    decisions = sqlite3.connect(proxy.audit_path).execute(
-        "SELECT direction, decision FROM events ORDER BY id").fetchall()
+    deadline = time.monotonic() + 10  # a stream's output row is written once the stream has closed
+    while True:
+        proxy.services.audit.flush()
+        decisions = sqlite3.connect(proxy.audit_path).execute("SELECT direction, decision FROM events ORDER BY id").fetchall()
+        if len(decisions) == 5 or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
     assert decisions[:4] == [("input", "allow"), ("output", "allow"), ("input", "block"), ("input", "redact")]
     assert decisions[4][0] == "output" and len(decisions) == 5  # the 270M's answer may itself need redaction
