@@ -1,9 +1,10 @@
 """Runs the ordered checks of one policy direction over a request's texts and decides.
 
-Every check runs on every text, concurrently (so the audit log has every score and all classifier checks share
-one bank call). Then, in policy order: the first check that fired with ``action: block`` -- or that failed with
-``on_error: block`` -- blocks; the spans of fired ``redact`` checks are replaced by typed placeholders (earlier
-checks win where spans overlap); fired ``flag`` checks are only recorded.
+Two phases. First the ``redact`` checks, in policy order, each on the text the previous one left (as in llm-guard):
+their matches become typed placeholders. Then every other check runs on that redacted text -- what the model will
+see -- all at once, so the audit log gets every score and all classifier checks share one bank call. The decision,
+in policy order: the first check that fired with ``action: block``, or that failed with ``on_error: block``,
+blocks; fired ``flag`` checks are only recorded.
 """
 
 from __future__ import annotations
@@ -102,12 +103,22 @@ class Guard:
         a match that starts there is redacted only from ``skip[i]`` on."""
         started = time.perf_counter()
         skip = list(skip) if skip is not None else [0] * len(texts)
-        outcomes = list(await asyncio.gather(*(self._run_one(check, texts, skip, roles) for check in self.checks)))
-        for outcome in outcomes:
-            if self.observer is not None:
+        current, changed = list(texts), False
+        outcomes: dict[int, CheckOutcome] = {}
+        for index, check in enumerate(self.checks):
+            if check.config.action == "redact":
+                outcomes[index] = outcome = await self._run_one(check, current, skip, roles)
+                if outcome.fired:
+                    current = [_redact(text, found, outcome.restore, vault) for text, found in zip(current, outcome.findings)]
+                    changed = True
+        others = [i for i in range(len(self.checks)) if i not in outcomes]
+        results = await asyncio.gather(*(self._run_one(self.checks[i], current, skip, roles) for i in others))
+        outcomes.update(zip(others, results))
+        ordered = [outcomes[i] for i in range(len(self.checks))]
+        if self.observer is not None:
+            for outcome in ordered:
                 self.observer.check_done(self.direction, outcome)
-        redacted, changed = self._redact(texts, outcomes, vault, skip)
-        return Verdict(self.direction, redacted, outcomes, (time.perf_counter() - started) * 1000, changed)
+        return Verdict(self.direction, current, ordered, (time.perf_counter() - started) * 1000, changed)
 
     async def _run_one(self, check: Check, texts: Sequence[str], skip: list[int], roles: Sequence[str] | None) -> CheckOutcome:
         config = check.config
@@ -143,30 +154,20 @@ class Guard:
             fired, None, latency, [r.findings for r in kept], config.restore,
         )
 
-    @staticmethod
-    def _redact(texts: Sequence[str], outcomes: list[CheckOutcome], vault: Vault, skip: list[int]) -> tuple[list[str], bool]:
-        redacting = [o for o in outcomes if o.action == "redact" and o.fired]
-        if not redacting:
-            return list(texts), False
-        out, changed = [], False
-        for index, text in enumerate(texts):
-            spans: list[tuple[Finding, bool]] = []
-            for outcome in redacting:  # policy order: earlier checks win overlaps
-                for finding in outcome.findings[index]:
-                    if not any(finding.start < taken.end and taken.start < finding.end for taken, _ in spans):
-                        spans.append((finding, outcome.restore))
-            spans.sort(key=lambda item: item[0].start)
-            changed = changed or bool(spans)
-            out.append(vault.redact(text, spans))
-        return out, changed
-
-
 async def _with_timeout(awaitable, seconds: float):
     """``asyncio.timeout`` where available (3.11+: no extra task per check), else ``wait_for``."""
     if hasattr(asyncio, "timeout"):
         async with asyncio.timeout(seconds):
             return await awaitable
     return await asyncio.wait_for(awaitable, seconds)
+
+
+def _redact(text: str, findings: tuple[Finding, ...], restore: bool, vault: Vault) -> str:
+    spans: list[tuple[Finding, bool]] = []
+    for finding in sorted(findings, key=lambda f: f.start):
+        if not spans or finding.start >= spans[-1][0].end:  # overlapping matches of one check: the first wins
+            spans.append((finding, restore))
+    return vault.redact(text, spans)
 
 
 def _visible(result: ScanResult, skip: int) -> ScanResult:

@@ -41,9 +41,10 @@ async def test_first_blocking_check_in_policy_order_decides(tmp_path, fakes):
 
 
 async def test_redaction_flags_and_thresholds(tmp_path, fakes):
-    guard, _ = guard_with_bank(tmp_path, fakes)
+    guard, bank = guard_with_bank(tmp_path, fakes)
     verdict = await guard.run(["mail me: a@b.co, code 42, beta stabbing"], Vault())
     assert verdict.texts == ["mail me: <EMAIL_1>, <CODE_1>, beta stabbing"]
+    assert bank.calls[0][0] == verdict.texts  # classifiers judge what the model would see
     assert verdict.changed and verdict.flagged == ["shadow"]
     violence = next(o for o in verdict.outcomes if o.name == "violence")
     assert violence.score == pytest.approx(0.97) and violence.threshold == 0.9 and violence.fired
