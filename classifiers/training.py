@@ -99,7 +99,7 @@ def train_classifier(
             "sha256": data.fingerprint(),
             "n": len(data),
             "positives": data.positives,
-            "source": data.source,
+            "source": Path(data.source).name,
             "duplicates_dropped": len(data.duplicates),
         },
         metrics=metrics,
