@@ -130,6 +130,8 @@ class GemmaClassifier:
         self.card = card
         self.network = network.eval().requires_grad_(False)  # gradients go to inputs only, never to the weights
         self.head = head.eval().requires_grad_(False)
+        for param in (*self.network.parameters(), *self.head.parameters()):
+            param.grad = None  # nothing left over from training
 
     # --- SafetyClassifier --------------------------------------------------------------------------------------
 
