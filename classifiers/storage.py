@@ -32,14 +32,23 @@ def save_classifier(classifier: GemmaClassifier, folder: str | Path) -> Path:
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    config = classifier.network.peft_config["default"]
-    config.save_pretrained(str(folder))
+    classifier.network.peft_config["default"].save_pretrained(str(folder))
+    _portable_adapter_config(folder / ADAPTER_CONFIG, classifier.card.base_model.get("name", ""))
     state = get_peft_model_state_dict(classifier.network)
     save_file({k: v.detach().to(ADAPTER_DTYPE).contiguous() for k, v in state.items()}, str(folder / ADAPTER_WEIGHTS))
     head = {"weight": classifier.head.weight.detach().float().contiguous(), "bias": classifier.head.bias.detach().float().reshape(())}
     save_file(head, str(folder / HEAD))
     (folder / CARD).write_text(json.dumps(classifier.card.to_dict(), indent=2, sort_keys=False) + "\n", encoding="utf-8")
     return folder
+
+
+def _portable_adapter_config(path: Path, base_name: str) -> None:
+    """No machine-specific cache path, and a stable module order, so retraining reproduces the file."""
+    values = json.loads(path.read_text(encoding="utf-8"))
+    values["base_model_name_or_path"] = base_name
+    if isinstance(values.get("target_modules"), list):
+        values["target_modules"] = sorted(values["target_modules"])
+    path.write_text(json.dumps(values, indent=2, sort_keys=True) + "\n", encoding="utf-8")
 
 
 def read_card(folder: str | Path) -> ClassifierCard:
