@@ -84,6 +84,7 @@ def load_saved(folder: str | Path, runtime) -> GemmaClassifier:
         if not (folder / name).is_file():
             raise ConfigError(f"{folder} is missing {name}; the saved classifier is incomplete")
     config = LoraConfig.from_pretrained(str(folder))
+    config.base_model_name_or_path = None  # the runtime's own model; the fingerprint check above vouches for it
     network = attach_lora(runtime, config)
     state = {k: v.float() for k, v in load_file(str(folder / ADAPTER_WEIGHTS)).items()}
     result = set_peft_model_state_dict(network, state)
