@@ -6,7 +6,7 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.shieldkit-installed
 
-.PHONY: install run test bench
+.PHONY: install run test bench policies
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,3 +26,7 @@ test: install
 
 bench: install
 	HF_HUB_OFFLINE=1 $(BIN)/python bench/runtime.py
+
+# Retrain the committed default policy classifiers from classifiers/policies/*/examples.jsonl (~7 min on 2 cores).
+policies: install
+	HF_HUB_OFFLINE=1 flock /tmp/shieldkit-cpu.lock $(BIN)/shieldkit train-defaults

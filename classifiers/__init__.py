@@ -1,1 +1,67 @@
-"""(in progress)"""
+"""Few-shot safety classifiers: LoRA-tuned Gemma from a handful of labelled examples.
+
+    from shieldkit.classifiers import load_bank, load_classifier, train_classifier
+
+    hate = load_classifier("hate", runtime)                 # a committed default policy, loads in seconds
+    bank = load_bank(None, runtime)                          # all DEFAULT_POLICIES, one shared trunk forward
+    bank.score(["some text"], ["hate", "violence"])          # {policy: [probability]}
+    mine = train_classifier("examples.csv", runtime, policy="spoilers", description="...")
+    mine.save("spoilers-classifier/")
+
+Names are imported lazily, so ``import shieldkit.classifiers`` does not import torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
+from shieldkit.classifiers.registry import DEFAULT_POLICIES
+
+_EXPORTS = {
+    "load_classifier": "shieldkit.classifiers.registry",
+    "load_bank": "shieldkit.classifiers.registry",
+    "default_policy": "shieldkit.classifiers.registry",
+    "train_classifier": "shieldkit.classifiers.training",
+    "TrainingConfig": "shieldkit.classifiers.config",
+    "load_examples": "shieldkit.classifiers.data",
+    "from_pairs": "shieldkit.classifiers.data",
+    "LabeledData": "shieldkit.classifiers.data",
+    "Example": "shieldkit.classifiers.data",
+    "GemmaClassifier": "shieldkit.classifiers.gemma",
+    "GemmaBank": "shieldkit.classifiers.bank",
+    "binary_metrics": "shieldkit.classifiers.evaluation",
+    "SafetyClassifier": "shieldkit.classifiers.base",
+    "ExplainableClassifier": "shieldkit.classifiers.base",
+    "ClassifierBank": "shieldkit.classifiers.base",
+    "ClassifierInput": "shieldkit.classifiers.base",
+    "Decision": "shieldkit.classifiers.base",
+    "decide": "shieldkit.classifiers.base",
+    "GRADIENTS": "shieldkit.classifiers.base",
+}
+
+__all__ = ["DEFAULT_POLICIES", *_EXPORTS]
+
+if TYPE_CHECKING:
+    from shieldkit.classifiers.bank import GemmaBank
+    from shieldkit.classifiers.base import (
+        GRADIENTS,
+        ClassifierBank,
+        ClassifierInput,
+        Decision,
+        ExplainableClassifier,
+        SafetyClassifier,
+        decide,
+    )
+    from shieldkit.classifiers.config import TrainingConfig
+    from shieldkit.classifiers.data import Example, LabeledData, from_pairs, load_examples
+    from shieldkit.classifiers.evaluation import binary_metrics
+    from shieldkit.classifiers.gemma import GemmaClassifier
+    from shieldkit.classifiers.registry import default_policy, load_bank, load_classifier
+    from shieldkit.classifiers.training import train_classifier
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'shieldkit.classifiers' has no attribute {name!r}")
+    return getattr(importlib.import_module(_EXPORTS[name]), name)

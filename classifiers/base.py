@@ -73,6 +73,7 @@ class ExplainableClassifier(SafetyClassifier, Protocol):
         """
 
 
+@runtime_checkable
 class ClassifierBank(Protocol):
     """Several policies scored together; implementations share the base model's work across policies."""
 

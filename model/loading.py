@@ -107,8 +107,32 @@ def _load_hf(source: ModelSource, cache_dir: Path, *, use_cache: bool, progress:
             tokenizer = AutoTokenizer.from_pretrained(str(folder))
         except (OSError, ValueError) as exc:
             raise ModelSourceError(f"{folder} has no usable tokenizer (tokenizer.json or tokenizer.model): {exc}") from None
-        model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch.float32)
+        if source.architecture == "gemma3":
+            model = _gemma3_text_model(folder)
+        else:
+            model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch.float32)
     return LoadedWeights(model, tokenizer, None, "none")
+
+
+def _gemma3_text_model(folder: Path):
+    """The text-only Gemma3ForCausalLM inside a multimodal Gemma 3 folder (4B and up).
+
+    transformers loads the whole image-text model; its language model and output head are moved into a plain
+    causal-LM shell so the rest of the toolkit sees the same module layout as every other Gemma, and the vision
+    tower is dropped.
+    """
+    from transformers import AutoModelForCausalLM, Gemma3ForCausalLM
+
+    full = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch.float32)
+    language_model = getattr(full.model, "language_model", None)
+    if language_model is None:
+        raise ModelSourceError(f"{folder}: a gemma3 checkpoint without a language model ({type(full).__name__})")
+    with torch.device("meta"):
+        model = Gemma3ForCausalLM(language_model.config)
+    model.model = language_model
+    model.lm_head = full.lm_head
+    model.generation_config = full.generation_config
+    return model.eval()
 
 
 def _load_tiny(source: ModelSource, cache_dir: Path, *, use_cache: bool, progress: bool) -> LoadedWeights:

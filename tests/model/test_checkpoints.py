@@ -47,3 +47,37 @@ def test_unavailable_device_is_a_clear_error():
         pytest.skip("this machine has CUDA")
     with pytest.raises(ConfigError, match="no CUDA device"):
         GemmaRuntime.load(ModelSettings.create(model="tiny-random", device="cuda"), progress=False)
+
+
+def test_multimodal_gemma3_folder_loads_its_language_model(tmp_path, tiny_runtime):
+    import torch
+    from transformers import Gemma3Config, Gemma3ForConditionalGeneration
+
+    from shieldkit.model.tiny import _TINY_SHAPES
+
+    config = Gemma3Config(
+        text_config=dict(vocab_size=tiny_runtime.info.vocab_size, **_TINY_SHAPES["gemma3_text"]),
+        vision_config=dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+                           image_size=28, patch_size=14),
+        mm_tokens_per_image=4,
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        full = Gemma3ForConditionalGeneration(config).eval()
+    full.save_pretrained(tmp_path)
+    tiny_runtime.tokenizer.save_pretrained(tmp_path)
+    runtime = GemmaRuntime.load(ModelSettings.create(model=str(tmp_path)), progress=False)
+    assert type(runtime.model).__name__ == "Gemma3ForCausalLM"  # text-only: the vision tower is not loaded
+    out = runtime.forward("hi there")
+    with torch.no_grad():
+        expected = full(input_ids=out.input_ids[None]).logits[0]
+    torch.testing.assert_close(out.logits, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_a_gguf_file_identical_to_the_embedded_one_shares_its_cache_key(tmp_path):
+    from shieldkit.model.source import assemble_embedded, resolve_source
+
+    path = assemble_embedded(tmp_path / "copy.gguf")
+    source = resolve_source(str(path))
+    assert source.kind == "gguf" and source.architecture == "gemma3"
+    assert source.fingerprint == resolve_source("embedded").fingerprint

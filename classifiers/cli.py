@@ -1,0 +1,183 @@
+"""``shieldkit train``, ``classify``, ``eval`` and ``train-defaults``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from shieldkit.errors import DataError
+from shieldkit.model.cli import add_model_arguments, settings_from_args
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    train = subparsers.add_parser(
+        "train", help="train a few-shot safety classifier from labelled examples",
+        description="Train a LoRA classifier on Gemma from a CSV/JSONL file with text and label columns "
+        "(1 = violates the policy, 0 = allowed) and save it as a folder.",
+    )
+    train.add_argument("--data", required=True, metavar="FILE", help="CSV or JSONL with text and label")
+    train.add_argument("--policy", required=True, metavar="NAME", help="the policy's name, e.g. spoilers")
+    train.add_argument("--description", default="", metavar="TEXT", help="one paragraph: what the policy forbids and allows")
+    train.add_argument("--out", required=True, metavar="DIR", help="folder to save the classifier in")
+    _add_training_arguments(train)
+    _add_column_arguments(train)
+    add_model_arguments(train)
+    train.set_defaults(handler=run_train)
+
+    classify = subparsers.add_parser(
+        "classify", help="score texts with a classifier",
+        description="Print one JSON line per text: {policy, score, threshold, flagged, text}. Texts come from the "
+        "arguments, or from stdin as JSON lines ({\"text\": ...} or a JSON string) or plain lines.",
+    )
+    classify.add_argument("texts", nargs="*", metavar="TEXT", help="texts to score (default: read stdin)")
+    classify.add_argument("--classifier", required=True, metavar="DIR|NAME", help="a saved folder or a default policy")
+    classify.add_argument("--threshold", type=float, help="override the classifier's calibrated threshold")
+    add_model_arguments(classify)
+    classify.set_defaults(handler=run_classify)
+
+    evaluate = subparsers.add_parser(
+        "eval", help="measure a classifier on labelled data",
+        description="Precision, recall, F1, ROC-AUC, PR-AUC, the threshold and the confusion matrix.",
+    )
+    evaluate.add_argument("--classifier", required=True, metavar="DIR|NAME", help="a saved folder or a default policy")
+    evaluate.add_argument("--data", required=True, metavar="FILE", help="CSV or JSONL with text and label")
+    evaluate.add_argument("--threshold", type=float, help="override the classifier's calibrated threshold")
+    evaluate.add_argument("--json", action="store_true", help="print one JSON object")
+    evaluate.add_argument("--plot", metavar="FILE.png", help="write a precision-recall and calibration plot")
+    _add_column_arguments(evaluate)
+    add_model_arguments(evaluate)
+    evaluate.set_defaults(handler=run_eval)
+
+    defaults = subparsers.add_parser(
+        "train-defaults", help="retrain the default policies from their committed examples",
+        description="Retrain the default policy classifiers (hate, harassment, ...) from classifiers/policies/*/"
+        "examples.jsonl into their committed folders (or --out-dir).",
+    )
+    defaults.add_argument("--policy", action="append", metavar="NAME", help="only this policy (repeatable)")
+    defaults.add_argument("--out-dir", metavar="DIR", help="write <DIR>/<policy>/ instead of the package folders")
+    add_model_arguments(defaults)
+    defaults.set_defaults(handler=run_train_defaults)
+
+
+def _add_training_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("training")
+    group.add_argument("--epochs", type=int, help="passes over the data (default 4)")
+    group.add_argument("--lr", type=float, help="LoRA learning rate (default 1e-3)")
+    group.add_argument("--rank", type=int, help="LoRA rank (default 4)")
+    group.add_argument("--seed", type=int, help="seed for LoRA init, folds and batch order (default 0)")
+    group.add_argument("--folds", type=int, help="cross-validation folds for threshold and calibration (default 3)")
+
+
+def _add_column_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--text-column", default="text", help="name of the text column or key (default text)")
+    parser.add_argument("--label-column", default="label", help="name of the label column or key (default label)")
+
+
+def _training_config(args: argparse.Namespace):
+    from shieldkit.classifiers.config import TrainingConfig
+
+    values = {"epochs": args.epochs, "learning_rate": args.lr, "rank": args.rank, "seed": args.seed, "cv_folds": args.folds}
+    return TrainingConfig(**{key: value for key, value in values.items() if value is not None})
+
+
+def _runtime(args: argparse.Namespace):
+    from shieldkit.model.runtime import GemmaRuntime
+
+    return GemmaRuntime.load(settings_from_args(args))
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from shieldkit.classifiers.data import load_examples
+    from shieldkit.classifiers.training import train_classifier
+
+    config = _training_config(args)
+    data = load_examples(args.data, text_column=args.text_column, label_column=args.label_column)
+    for note in data.duplicates:
+        print(f"shieldkit: duplicate: {data.source}: {note}", file=sys.stderr)
+    runtime = _runtime(args)
+    classifier = train_classifier(data, runtime, policy=args.policy, description=args.description, config=config)
+    classifier.save(args.out)
+    cv = classifier.card.metrics["cross_validated"]
+    print(
+        f"saved {classifier.name!r} to {args.out}: {len(data)} examples, threshold {classifier.threshold:.3f}, "
+        f"cross-validated F1 {cv['f1']:.3f}, ROC-AUC {_num(cv['roc_auc'])}, {classifier.card.metrics['seconds']:.0f} s"
+    )
+    return 0
+
+
+def _num(value) -> str:
+    return "n/a" if value is None else f"{value:.3f}"
+
+
+def _read_stdin_texts() -> list[str]:
+    texts = []
+    for number, line in enumerate(sys.stdin, start=1):
+        if not line.strip():
+            continue
+        stripped = line.strip()
+        if stripped[0] in "{\"":
+            try:
+                value = json.loads(stripped)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"stdin line {number}: invalid JSON ({exc.msg})") from None
+            if isinstance(value, dict):
+                if not isinstance(value.get("text"), str):
+                    raise DataError(f"stdin line {number}: a JSON object needs a string 'text'")
+                value = value["text"]
+            if not isinstance(value, str):
+                raise DataError(f"stdin line {number}: expected a JSON string or an object with 'text'")
+            texts.append(value)
+        else:
+            texts.append(line.rstrip("\n"))
+    return texts
+
+
+def run_classify(args: argparse.Namespace) -> int:
+    from shieldkit.classifiers.base import decide
+    from shieldkit.classifiers.registry import load_classifier, resolve
+
+    resolve(args.classifier)  # a bad reference fails before the model loads
+    texts = list(args.texts) if args.texts else _read_stdin_texts()
+    if not texts:
+        raise DataError("no texts: give TEXT arguments or JSON lines on stdin")
+    classifier = load_classifier(args.classifier, _runtime(args))
+    for text, decision in zip(texts, decide(classifier, texts, args.threshold)):
+        print(json.dumps({"policy": decision.policy, "score": round(decision.score, 6), "threshold": round(decision.threshold, 6),
+                          "flagged": decision.flagged, "text": text}, ensure_ascii=False))
+    return 0
+
+
+def run_eval(args: argparse.Namespace) -> int:
+    from shieldkit.classifiers.data import load_examples
+    from shieldkit.classifiers.evaluation import binary_metrics, format_report, plot_curves
+    from shieldkit.classifiers.registry import load_classifier, resolve
+
+    resolve(args.classifier)
+    data = load_examples(args.data, text_column=args.text_column, label_column=args.label_column)
+    classifier = load_classifier(args.classifier, _runtime(args))
+    threshold = classifier.threshold if args.threshold is None else args.threshold
+    scores = classifier.score(data.texts)
+    metrics = binary_metrics(data.labels, scores, threshold)
+    metrics["policy"] = classifier.name
+    if args.plot:
+        plot_curves(data.labels, scores, threshold, args.plot, f"{classifier.name} on {Path(args.data).name}")
+    if args.json:
+        print(json.dumps(metrics))
+    else:
+        print(format_report(metrics, f"{classifier.name} on {args.data}"))
+        if args.plot:
+            print(f"  plot       {args.plot}")
+    return 0
+
+
+def run_train_defaults(args: argparse.Namespace) -> int:
+    from shieldkit.classifiers.defaults import train_defaults
+
+    runtime = _runtime(args)
+    for name, classifier, folder in train_defaults(runtime, args.policy, args.out_dir):
+        cv = classifier.card.metrics["cross_validated"]
+        print(f"{name}: saved to {folder} (threshold {classifier.threshold:.3f}, cross-validated F1 {cv['f1']:.3f}, "
+              f"ROC-AUC {_num(cv['roc_auc'])}, {classifier.card.metrics['seconds']:.0f} s)")
+    return 0

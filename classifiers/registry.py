@@ -1,0 +1,85 @@
+"""Finding classifiers: the committed default policies by name, saved folders by path.
+
+Each default policy is a folder ``policies/<name>/`` holding ``policy.json`` (name and description),
+``examples.jsonl`` (the team-written examples) and ``classifier/`` (the trained classifier, committed so the proxy
+starts without training). ``shieldkit train-defaults`` (or ``make policies``) retrains them reproducibly.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from shieldkit.errors import ConfigError
+
+POLICY_ROOT = Path(__file__).parent / "policies"
+DEFAULT_POLICIES: tuple[str, ...] = (
+    "hate",
+    "harassment",
+    "sexual",
+    "violence",
+    "self_harm",
+    "dangerous",
+    "prompt_injection",
+)
+
+
+@dataclass(frozen=True)
+class PolicySpec:
+    name: str
+    description: str
+    examples: Path  # team-written examples (JSONL)
+    classifier: Path  # the committed trained classifier folder
+
+
+def default_policy(name: str, root: Path = POLICY_ROOT) -> PolicySpec:
+    if name not in DEFAULT_POLICIES:
+        raise ConfigError(f"unknown default policy {name!r}; known: {', '.join(DEFAULT_POLICIES)}")
+    folder = root / name
+    meta = json.loads((folder / "policy.json").read_text(encoding="utf-8"))
+    return PolicySpec(name=name, description=meta["description"], examples=folder / "examples.jsonl",
+                      classifier=folder / "classifier")
+
+
+def resolve(ref: str | os.PathLike) -> Path:
+    """A default policy's name or a saved classifier folder -> the folder to load."""
+    if isinstance(ref, str) and ref in DEFAULT_POLICIES:
+        folder = default_policy(ref).classifier
+        if not (folder / "classifier.json").is_file():
+            raise ConfigError(f"default policy {ref!r} has no trained classifier at {folder}; run `shieldkit train-defaults`")
+        return folder
+    if not isinstance(ref, (str, os.PathLike)):
+        raise ConfigError(f"a classifier reference must be a policy name or a folder, got {type(ref).__name__}")
+    path = Path(ref).expanduser()
+    if path.is_dir():
+        return path
+    raise ConfigError(
+        f"unknown classifier {str(ref)!r}: not a default policy ({', '.join(DEFAULT_POLICIES)}) and not a saved "
+        f"classifier folder"
+    )
+
+
+def load_classifier(ref: str | os.PathLike, runtime):
+    """A default policy name (e.g. ``"hate"``) or a saved folder -> a classifier on ``runtime``."""
+    from shieldkit.classifiers.storage import load_saved
+
+    return load_saved(resolve(ref), runtime)
+
+
+def load_bank(refs: Sequence[str | os.PathLike] | None, runtime):
+    """Several classifiers sharing ``runtime`` (default: every default policy), keyed by policy name."""
+    from shieldkit.classifiers.bank import GemmaBank
+
+    if isinstance(refs, (str, os.PathLike)):
+        refs = [refs]
+    refs = list(DEFAULT_POLICIES if refs is None else refs)
+    classifiers = {}
+    for ref in refs:
+        classifier = load_classifier(ref, runtime)
+        if classifier.name in classifiers:
+            raise ConfigError(f"two classifiers for policy {classifier.name!r} in one bank ({ref!r} repeats it)")
+        classifiers[classifier.name] = classifier
+    return GemmaBank(runtime, classifiers)
