@@ -4,8 +4,10 @@
 
 Everything runs as separate processes on loopback, as in production: the stub upstream
 (``python -m shieldkit.guardrails.stub``), the proxy (``shieldkit serve --upstream ...``, audit log on) and this
-load generator. Baselines run side by side in the same run: the stub called directly, and the proxy with no checks.
-On a 2-core machine the three processes share the cores, so the load numbers are a lower bound.
+load generator. Baselines run side by side in the same run: the stub called directly, the proxy with no checks,
+with the default policy's rules and PII checks only, and with the whole default policy (its seven classifiers run
+on the embedded Gemma inside the proxy). Classifier micro-batching is measured in-process with the real default
+classifiers. On a 2-core machine all processes share the cores, so the load numbers are a lower bound.
 """
 
 from __future__ import annotations
@@ -100,11 +102,12 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
 
 
-def sequential_latency(bases: dict[str, str], requests: int) -> dict[str, list[float]]:
+def sequential_latency(bases: dict[str, str], requests: int) -> tuple[dict[str, list[float]], dict[str, int]]:
     """Milliseconds per non-streaming request, one at a time, variants interleaved request by request (so a noisy
     neighbour on the machine hits all of them alike), after a warm-up."""
     body = {"model": "stub", "messages": [{"role": "user", "content": MESSAGE}]}
     times: dict[str, list[float]] = {name: [] for name in bases}
+    refused = {name: 0 for name in bases}  # blocked by a check (400 content_filter): still a timed answer
     clients = {name: httpx.Client(base_url=base, timeout=30) for name, base in bases.items()}
     try:
         for index in range(requests + 20):
@@ -112,9 +115,11 @@ def sequential_latency(bases: dict[str, str], requests: int) -> dict[str, list[f
                 started = time.perf_counter()
                 response = client.post("/chat/completions", json=body)
                 elapsed = (time.perf_counter() - started) * 1000
-                response.raise_for_status()
+                if response.status_code != 200 and response.json()["error"].get("code") != "content_filter":
+                    response.raise_for_status()
                 if index >= 20:
                     times[name].append(elapsed)
+                    refused[name] += response.status_code != 200
     finally:
         for client in clients.values():
             client.close()
@@ -155,7 +160,7 @@ async def load_run(base: str, clients: int, duration: float) -> dict:
                 started = time.perf_counter()
                 try:
                     response = await client.post("/chat/completions", json=body)
-                    ok = response.status_code == 200
+                    ok = response.status_code == 200 or (response.status_code == 400 and "content_filter" in response.text)
                     codes[response.status_code] = codes.get(response.status_code, 0) + 1
                 except httpx.HTTPError:
                     ok = False
@@ -172,39 +177,27 @@ async def load_run(base: str, clients: int, duration: float) -> dict:
             "p99_ms": round(percentile(latencies, 0.99), 1)}
 
 
-class ForwardPassBank:
-    """A stand-in classifier bank with a real bank's cost: one batched forward pass of the embedded Gemma per call,
-    shared by all policies (mean-pooled last hidden state, a fixed random direction per policy). Its scores mean
-    nothing; it measures what micro-batching buys when every text costs a 270M forward pass."""
+def counting_loader(holder: dict):
+    """The real ``shieldkit.classifiers.load_bank``, with the bank's calls counted."""
+    from shieldkit.guardrails.classifier_api import classifier_api
 
-    def __init__(self, runtime, names) -> None:
-        import torch
+    def load(refs, runtime):
+        bank = classifier_api().load_bank(refs, runtime)
+        score = bank.score
+        holder["calls"] = 0
 
-        generator = torch.Generator().manual_seed(0)
-        self.runtime = runtime
-        self.heads = {n: torch.randn(runtime.info.hidden_size, generator=generator) / 30 for n in names}
-        self.classifiers = {n: _StandIn(n) for n in names}
-        self.calls = 0
+        def counted(texts, policies=None):
+            holder["calls"] += 1
+            return score(texts, policies)
 
-    def score(self, texts, policies=None):
-        import torch
+        bank.score = counted
+        return bank
 
-        self.calls += 1
-        encoded = self.runtime.tokenizer(list(texts), padding=True, return_tensors="pt")
-        with torch.inference_mode(), self.runtime.lock:
-            hidden = self.runtime.model.model(input_ids=encoded.input_ids, attention_mask=encoded.attention_mask).last_hidden_state
-        mask = encoded.attention_mask[..., None].float()  # [B, T, 1]
-        pooled = (hidden * mask).sum(1) / mask.sum(1)  # [B, D]
-        return {p: torch.sigmoid(pooled @ self.heads[p]).tolist() for p in (policies or self.heads)}
-
-
-class _StandIn:
-    def __init__(self, name: str) -> None:
-        self.name, self.description, self.threshold, self.capabilities = name, "stand-in", 0.5, frozenset()
+    return load
 
 
 def batching_run(concurrency: int, requests: int, max_texts: int, runtime, tmp_path: Path) -> dict:
-    """/v1/check with seven classifier checks per text, `concurrency` clients at once, in-process proxy."""
+    """/v1/check with the seven default classifiers per text, `concurrency` clients at once, in-process proxy."""
     from shieldkit.guardrails import ProxySettings, create_app
     from shieldkit.guardrails.stub import ServerThread
 
@@ -212,14 +205,9 @@ def batching_run(concurrency: int, requests: int, max_texts: int, runtime, tmp_p
     policy = tmp_path / "classifiers.yaml"
     policy.write_text("policies:\n  default:\n    input:\n" + "".join(
         f"      - {{name: {n}, kind: classifier, classifier: {n}, action: flag}}\n" for n in names))
-    holder = {}
-
-    def loader(refs, rt):
-        holder["bank"] = ForwardPassBank(rt, refs)
-        return holder["bank"]
-
+    holder: dict = {}
     settings = ProxySettings.create(policy=policy, upstream="http://127.0.0.1:9/v1", audit=False, batch_max_texts=max_texts)
-    with ServerThread(create_app(settings, runtime=runtime, bank_loader=loader), log_level="error") as server:
+    with ServerThread(create_app(settings, runtime=runtime, bank_loader=counting_loader(holder)), log_level="error") as server:
         wait_ready(server.url + "/readyz", None, None)
         texts = [f"Message {i}: {MESSAGE}" for i in range(requests)]
 
@@ -242,7 +230,7 @@ def batching_run(concurrency: int, requests: int, max_texts: int, runtime, tmp_p
 
         latencies, seconds = asyncio.run(run())
     return {"texts_per_second": round(requests / seconds, 2), "p50_ms": round(percentile(latencies, 0.5)),
-            "p99_ms": round(percentile(latencies, 0.99)), "bank_calls": holder["bank"].calls - 2}
+            "p99_ms": round(percentile(latencies, 0.99)), "bank_calls": holder["calls"] - 2}
 
 
 def pii_quality(data_dir: Path) -> dict | None:
@@ -294,20 +282,33 @@ def main() -> None:
     results: dict = {"machine": {"cpus": os.cpu_count(), "python": platform.python_version()}}
     results["pii"] = pii_quality(args.data)
     print(json.dumps({"pii": results["pii"]}, indent=2), flush=True)
+    default_text = default_policy_path().read_text()
+    policies = {  # name -> policy text
+        "no checks": NO_CHECKS,
+        "rules + PII": "\n".join(line for line in default_text.splitlines() if "kind: classifier" not in line),
+        "default policy": default_text,  # rules + PII + the seven default classifiers on the embedded Gemma
+    }
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
-        empty = tmp_path / "no-checks.yaml"
-        empty.write_text(NO_CHECKS)
+
+        def policy_file(text: str) -> Path:
+            path = tmp_path / f"{len(list(tmp_path.glob('*.yaml')))}.yaml"
+            path.write_text(text)
+            return path
+
+        def windowed(text: str, window: str, tokens: int) -> str:
+            return text.replace("window: sentence", f"window: {window}").replace("tokens: 32", f"tokens: {tokens}")
+
         stub, stub_url = start_stub()
-        proxies = {"no checks": start_proxy(stub_url, empty, tmp_path / "a.sqlite3"),
-                   "default policy": start_proxy(stub_url, None, tmp_path / "b.sqlite3")}
+        proxies = {name: start_proxy(stub_url, policy_file(text), tmp_path / f"l{i}.sqlite3")
+                   for i, (name, text) in enumerate(policies.items())}
         try:
             bases = {"stub directly": stub_url, **{f"proxy, {name}": url for name, (_, url) in proxies.items()}}
-            measured = sequential_latency(bases, args.requests)
+            measured, refused = sequential_latency(bases, args.requests)
             direct = measured.pop("stub directly")
             latency = {"stub directly": summarize(direct)}
             for name, times in measured.items():
-                latency[name] = {**summarize(times),
+                latency[name] = {**summarize(times), "refused": refused[name],
                                  "added_p50_ms": round(percentile(times, 0.5) - percentile(direct, 0.5), 2),
                                  "added_p99_ms": round(percentile(times, 0.99) - percentile(direct, 0.99), 2)}
             results["latency"] = latency
@@ -319,17 +320,15 @@ def main() -> None:
 
         # Streaming: a stub that sends one word every 20 ms (about a 50 tok/s model), windows of each kind.
         stub, stub_url = start_stub(token_delay=0.02)
-        windows = {"sentence": ("sentence", 32), "tokens: 8": ("tokens", 8), "tokens: 32": ("tokens", 32)}
+        variants = [("no checks, window sentence", NO_CHECKS),
+                    ("rules + PII, window sentence", policies["rules + PII"]),
+                    ("rules + PII, window tokens: 8", windowed(policies["rules + PII"], "tokens", 8)),
+                    ("rules + PII, window tokens: 32", windowed(policies["rules + PII"], "tokens", 32)),
+                    ("default policy, window sentence", default_text)]
         try:
             streaming = {"stub directly": first_token_ms(stub_url, args.stream_repeats)}
-            variants = [("no checks, window sentence", NO_CHECKS)]
-            for label, (window, tokens) in windows.items():
-                text = default_policy_path().read_text().replace("window: sentence", f"window: {window}")
-                variants.append((f"default policy, window {label}", text.replace("tokens: 32", f"tokens: {tokens}")))
-            for index, (label, text) in enumerate(variants):
-                policy = tmp_path / f"stream-{index}.yaml"
-                policy.write_text(text)
-                process, url = start_proxy(stub_url, policy, tmp_path / "s.sqlite3")
+            for label, text in variants:
+                process, url = start_proxy(stub_url, policy_file(text), tmp_path / "s.sqlite3")
                 try:
                     measured = first_token_ms(url, args.stream_repeats)
                     measured["added_ttft_ms"] = round(measured["ttft_ms"] - streaming["stub directly"]["ttft_ms"], 1)
@@ -345,14 +344,16 @@ def main() -> None:
         try:
             results["load"] = {"stub directly": asyncio.run(load_run(stub_url, args.clients, args.duration))}
             print(json.dumps(results["load"], indent=2), flush=True)
-            for workers in args.workers:
-                process, url = start_proxy(stub_url, None, tmp_path / f"load{workers}.sqlite3", workers=workers)
+            runs = [("rules + PII", workers) for workers in args.workers] + [("default policy", 1)]
+            for index, (name, workers) in enumerate(runs):
+                process, url = start_proxy(stub_url, policy_file(policies[name]), tmp_path / f"load{index}.sqlite3",
+                                           workers=workers)
                 try:
                     idle = process.rss_mb()
                     run = asyncio.run(load_run(url, args.clients, args.duration))
                     run["proxy_rss_mb_idle"], run["proxy_rss_mb_after"] = round(idle, 1), round(process.rss_mb(), 1)
-                    results["load"][f"proxy, default policy, {workers} worker(s)"] = run
-                    print(json.dumps({f"{workers} worker(s)": run}, indent=2), flush=True)
+                    results["load"][f"proxy, {name}, {workers} worker(s)"] = run
+                    print(json.dumps({f"{name}, {workers} worker(s)": run}, indent=2), flush=True)
                 finally:
                     process.stop()
         finally:

@@ -22,7 +22,7 @@ def test_serve_refuses_a_bad_policy_with_its_line(tmp_path, capsys):
 
 def test_serve_refuses_a_blocking_classifier_check_that_cannot_load(tmp_path, capsys):
     policy = tmp_path / "p.yaml"
-    policy.write_text("policies:\n  default:\n    input:\n      - {name: h, kind: classifier, classifier: hate}\n")
+    policy.write_text("policies:\n  default:\n    input:\n      - {name: h, kind: classifier, classifier: no_such_policy}\n")
     assert main(["serve", "--policy", str(policy), "--upstream", "http://127.0.0.1:9/v1", "--no-audit"]) == 2
     assert "cannot run" in capsys.readouterr().err
 
@@ -45,13 +45,17 @@ def test_key_new_prints_a_working_policy_entry(capsys):
 
 
 def test_the_serve_command_runs_the_proxy(stub, tmp_path):
-    """`shieldkit serve` as a user starts it: a real process, the default policy, the openai client."""
+    """`shieldkit serve` as a user starts it: a real process, a policy file, the openai client. (The default policy
+    with its classifiers on the real model is tested in test_embedded.py.)"""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     audit = tmp_path / "audit.sqlite3"
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("policies:\n  default:\n    input:\n      - {name: pii, kind: pii, action: redact, restore: true}\n"
+                      "      - {name: gone, kind: classifier, classifier: no_such_policy, on_error: allow}\n")
     command = [sys.executable, "-m", "shieldkit", "serve", "--upstream", stub.url + "/v1", "--port", str(port),
-               "--audit", str(audit), "--log-level", "warning"]
+               "--audit", str(audit), "--policy", str(policy), "--log-level", "warning"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                env={**os.environ, "SHIELDKIT_PROGRESS": "0"})
     try:

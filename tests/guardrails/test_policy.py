@@ -159,14 +159,14 @@ async def test_a_new_check_kind_plugs_in(tmp_path):
     assert (await guard.run(["much too long"], Vault())).blocked_by.name == "long"
 
 
-def _classifier_policy(on_error: str, ref: str = "hate") -> str:
+def _classifier_policy(on_error: str, ref: str = "no_such_policy") -> str:
     return f"policies:\n  default:\n    input:\n      - {{name: c, kind: classifier, classifier: {ref}, on_error: {on_error}}}\n"
 
 
 def test_a_blocking_classifier_check_that_cannot_load_stops_the_start(tmp_path):
     policy = tmp_path / "p.yaml"
     policy.write_text(_classifier_policy("block"))
-    with pytest.raises(ConfigError, match="classifier check.*default/input/c cannot run.*on_error: block"):
+    with pytest.raises(ConfigError, match="classifier check.*default/input/c cannot run: unknown classifier 'no_such_policy'.*on_error: block"):
         create_app(ProxySettings.create(policy=policy, upstream="http://127.0.0.1:9/v1", audit=False))
 
 
@@ -182,5 +182,5 @@ def test_an_unloadable_classifier_check_with_on_error_allow_starts_loudly(tmp_pa
     policy = tmp_path / "p.yaml"
     policy.write_text(_classifier_policy("allow"))
     app = create_app(ProxySettings.create(policy=policy, upstream="http://127.0.0.1:9/v1", audit=False))
-    assert "hate" in app.state.services.classifier_plan.unavailable
+    assert "no_such_policy" in app.state.services.classifier_plan.unavailable
     assert any("UNAVAILABLE" in r.message and "default/input/c" in r.message for r in caplog.records)
