@@ -5,7 +5,6 @@ VENV ?= .venv
 PYTHON ?= python3
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.shieldkit-installed
-PROMPT ?= The three most important safety checks for an LLM application are
 
 .PHONY: install run test bench policies
 
@@ -18,8 +17,9 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# The guardrail proxy on the embedded Gemma with the default policy: http://127.0.0.1:8000/v1
 run: install
-	$(BIN)/shieldkit generate "$(PROMPT)" --max-new-tokens 48 --stream
+	$(BIN)/shieldkit serve
 
 test: install
 	HF_HUB_OFFLINE=1 $(BIN)/pytest

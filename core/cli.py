@@ -19,6 +19,7 @@ from shieldkit.errors import ShieldkitError
 COMMAND_MODULES: tuple[str, ...] = (
     "shieldkit.model.cli",
     "shieldkit.classifiers.cli",
+    "shieldkit.guardrails.cli",
 )
 
 

@@ -1,0 +1,95 @@
+"""``create_app(settings)``: the guardrail proxy as a FastAPI app. Nothing is built at import time; models load in
+the background once the server starts (``/readyz`` says when)."""
+
+from __future__ import annotations
+
+import logging
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from shieldkit import __version__
+from shieldkit.guardrails.api_errors import ApiError, InternalError, InvalidRequest
+from shieldkit.guardrails.classifier_api import BankLoader
+from shieldkit.guardrails.middleware import RequestContext
+from shieldkit.guardrails.policy import load_policy_file
+from shieldkit.guardrails.routers import ROUTERS
+from shieldkit.guardrails.services import Services
+from shieldkit.guardrails.settings import ProxySettings
+
+if TYPE_CHECKING:
+    from shieldkit.guardrails.upstream import Upstream
+    from shieldkit.model.runtime import GemmaRuntime
+
+log = logging.getLogger("shieldkit.guardrails")
+STATUS_CODES = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}
+
+
+def create_app(settings: ProxySettings | None = None, *, runtime: GemmaRuntime | None = None,
+               bank_loader: BankLoader | None = None, upstream: Upstream | None = None) -> FastAPI:
+    """The proxy app. ``runtime`` reuses a loaded Gemma, ``bank_loader`` replaces
+    ``shieldkit.classifiers.load_bank`` and ``upstream`` replaces the configured upstream (tests, embedding)."""
+    settings = settings or ProxySettings.create()
+    services = Services(settings, load_policy_file(settings.policy), runtime=runtime, bank_loader=bank_loader,
+                        upstream=upstream)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        await services.start()
+        try:
+            yield
+        finally:
+            await services.aclose()
+
+    app = FastAPI(title="shieldkit guardrail proxy", version=__version__, lifespan=lifespan,
+                  description="An OpenAI-compatible proxy that checks inputs and outputs against a policy.")
+    app.state.services = services
+    for router in ROUTERS:
+        app.include_router(router)
+    install_error_handlers(app)
+    app.add_middleware(RequestContext, metrics=services.metrics)
+    return app
+
+
+def app_from_env() -> FastAPI:
+    """Factory for ``uvicorn --factory shieldkit.guardrails.app:app_from_env`` (settings from SHIELDKIT_PROXY_*)."""
+    return create_app(ProxySettings.create())
+
+
+def _error_response(request: Request, error: ApiError) -> JSONResponse:
+    headers = dict(error.headers)
+    request_id = request.scope.get("state", {}).get("request_id")
+    if request_id:
+        headers["X-Request-ID"] = request_id
+    return JSONResponse(error.body(), status_code=error.status, headers=headers)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    async def api_error(request: Request, exc: ApiError) -> JSONResponse:
+        return _error_response(request, exc)
+
+    async def http_error(request: Request, exc: HTTPException) -> JSONResponse:
+        message = f"no endpoint {request.method} {request.url.path}" if exc.status_code == 404 else str(exc.detail)
+        error = ApiError(message, code=STATUS_CODES.get(exc.status_code, "http_error"), status=exc.status_code,
+                         headers=dict(exc.headers or {}))
+        return _error_response(request, error)
+
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
+        param = ".".join(str(p) for p in first["loc"][1:]) or None
+        return _error_response(request, InvalidRequest(f"{param or 'request'}: {first['msg']}", param=param))
+
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        request_id = request.scope.get("state", {}).get("request_id", "?")
+        log.error("unexpected error in request %s", request_id, exc_info=exc)
+        return _error_response(request, InternalError(f"internal error (request id {request_id}); nothing was sent "
+                                                      "to the model or returned unchecked"))
+
+    app.add_exception_handler(ApiError, api_error)
+    app.add_exception_handler(HTTPException, http_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(Exception, unexpected)

@@ -1,0 +1,85 @@
+"""The scanner contract: one method, one result type.
+
+A check kind contributes three things, each in its own file (``regex.py``, ``words.py``, ``pii.py``,
+``classifier.py``): a config dataclass (what the policy YAML may say), a scanner (``async scan(texts)``) and a
+:class:`CheckKind` that ties them together and is registered explicitly in ``checks/__init__.py``.
+What to do with a result (block, redact, flag; what happens on an error) is the engine's job, not the scanner's.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal, Protocol
+
+from shieldkit.guardrails.fields import require, validate_fields
+
+if TYPE_CHECKING:
+    from shieldkit.guardrails.batcher import MicroBatcher
+
+Action = Literal["block", "redact", "flag"]
+OnError = Literal["block", "allow"]
+Role = Literal["system", "developer", "user", "assistant"]
+NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_\-]{0,63}$")
+
+
+class CheckUnavailable(RuntimeError):
+    """The check cannot run at all (known at start-up, so reported quietly per request)."""
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A located match, for redaction and for reporting (never the matched text itself)."""
+
+    start: int  # character offsets into the scanned text, end exclusive
+    end: int
+    label: str  # placeholder type, e.g. EMAIL, CREDIT_CARD
+
+
+@dataclass(frozen=True)
+class ScanResult:
+    score: float  # violation probability for model checks; 1.0 / 0.0 (matched / not) for rule checks
+    fired: bool  # score crossed the check's threshold, or a rule matched
+    findings: tuple[Finding, ...] = ()  # where it matched (rule checks); empty for model checks
+    threshold: float | None = None  # the threshold the score was compared with (model checks)
+
+
+class Scanner(Protocol):
+    async def scan(self, texts: Sequence[str]) -> list[ScanResult]:
+        """One result per text. Raise on failure: the engine applies the check's ``on_error``."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class CheckConfig:
+    """Fields every check has. Kinds subclass this with their own fields (each with a comment)."""
+
+    name: str  # unique within its direction; reported to the client when this check blocks
+    kind: str  # which registered check kind runs it
+    action: Action = "block"  # block: refuse; redact: replace matches with typed placeholders; flag: log only
+    on_error: OnError = "block"  # what a failing (or unavailable) check means: block the text, or let it through
+    restore: bool = False  # redact only: put the originals back into the response (input checks)
+    roles: tuple[Role, ...] = ()  # input checks: only messages with these roles (default: every message)
+
+    def __post_init__(self) -> None:
+        validate_fields(self)
+        require(bool(NAME_PATTERN.match(self.name)), "name",
+                f"must be lowercase letters, digits, '_' or '-' (starting with a letter), got {self.name!r}")
+
+
+@dataclass(frozen=True)
+class BuildContext:
+    """What scanners may need when they are built: the policy file's folder and the shared classifier scorer."""
+
+    base_dir: Path
+    scorer: MicroBatcher | None = None
+
+
+@dataclass(frozen=True)
+class CheckKind:
+    name: str  # the `kind:` value in a policy
+    config: type[CheckConfig]
+    build: Callable[[CheckConfig, BuildContext], Scanner]
+    actions: frozenset[str] = field(default_factory=lambda: frozenset({"block", "redact", "flag"}))
+    summary: str = ""  # one line for error messages and docs

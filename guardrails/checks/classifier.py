@@ -1,0 +1,56 @@
+"""``kind: classifier``: a few-shot safety classifier (a default policy such as ``hate``, or a trained folder).
+
+All classifier checks share one :class:`~shieldkit.guardrails.batcher.MicroBatcher`, so the checks of one request
+(and of concurrent requests) are scored together in one call to the classifier bank.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from shieldkit.guardrails.checks.base import BuildContext, CheckConfig, CheckKind, ScanResult
+from shieldkit.guardrails.fields import require
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClassifierConfig(CheckConfig):
+    classifier: str  # a default policy name (hate, violence, ...) or a saved classifier folder (relative to the policy)
+    threshold: float | None = None  # flag at score >= threshold; default: the classifier's calibrated threshold
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require(bool(self.classifier.strip()), "classifier", "must name a default policy or a classifier folder")
+        require(self.threshold is None or 0.0 <= self.threshold <= 1.0, "threshold",
+                f"must be between 0 and 1, got {self.threshold!r}")
+
+
+class ClassifierScanner:
+    def __init__(self, config: ClassifierConfig, context: BuildContext) -> None:
+        if context.scorer is None:
+            raise ValueError("classifier checks need the shared classifier scorer")
+        self.ref = resolve_ref(config.classifier, context)
+        self.scorer = context.scorer
+        self.threshold = config.threshold
+
+    async def scan(self, texts: Sequence[str]) -> list[ScanResult]:
+        scores, calibrated = await self.scorer.score(texts, self.ref)
+        cut = calibrated if self.threshold is None else self.threshold
+        return [ScanResult(score=s, fired=s >= cut, threshold=cut) for s in scores]
+
+
+def resolve_ref(ref: str, context: BuildContext) -> str:
+    """A path-like ref is made absolute relative to the policy file; a bare name stays a name."""
+    if "/" in ref or ref.startswith(".") or ref.startswith("~"):
+        return str((context.base_dir / ref).expanduser().resolve())
+    return ref
+
+
+def build(config: ClassifierConfig, context: BuildContext) -> ClassifierScanner:
+    return ClassifierScanner(config, context)
+
+
+KIND = CheckKind(
+    "classifier", ClassifierConfig, build, actions=frozenset({"block", "flag"}),
+    summary="a safety classifier's violation probability against its threshold",
+)

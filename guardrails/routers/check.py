@@ -1,0 +1,40 @@
+"""POST /v1/check: check text against the policy without calling the model."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from shieldkit.guardrails import shapes
+from shieldkit.guardrails.api_errors import Forbidden, InvalidRequest
+from shieldkit.guardrails.deps import CheckBody, CheckCaller, ReadyServices, RequestId
+from shieldkit.guardrails.vault import Vault
+
+router = APIRouter(tags=["check"])
+
+
+@router.post("/v1/check")
+async def check(caller: CheckCaller, services: ReadyServices, body: CheckBody, request_id: RequestId):
+    policy = caller.policy
+    if body.policy is not None and body.policy != policy:
+        if caller.key is not None:
+            raise Forbidden(f"the API key '{caller.key.id}' is bound to the policy '{policy}'", param="policy")
+        if body.policy not in services.guards:
+            raise InvalidRequest(f"unknown policy '{body.policy}'; defined: {', '.join(services.guards)}", param="policy")
+        policy = body.policy
+    texts = [body.text] if isinstance(body.text, str) else list(body.text)
+    verdict = await services.guards[policy][body.direction].run(texts, Vault())
+    services.audit_event(request_id=request_id, key_id=caller.key_id, policy=policy, endpoint="check",
+                         verdict=verdict, text="\n".join(verdict.texts))
+    blocked = verdict.blocked_by
+    return {
+        "id": shapes.new_id("chk"),
+        "object": "check",
+        "policy": policy,
+        "direction": body.direction,
+        "decision": verdict.decision,
+        "blocked_by": blocked.name if blocked else None,
+        "flagged": verdict.flagged,
+        "texts": verdict.texts,
+        "checks": [o.to_dict() for o in verdict.outcomes],
+        "latency_ms": round(verdict.latency_ms, 3),
+    }

@@ -1,0 +1,31 @@
+"""Operations: liveness, readiness (models loaded) and Prometheus metrics. Not behind API keys: expose them only
+to your infrastructure."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST
+
+from shieldkit.guardrails.deps import ServicesDep
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/healthz")
+async def healthz():
+    return {"status": "ok"}
+
+
+@router.get("/readyz")
+async def readyz(services: ServicesDep):
+    body = {"status": services.state, "upstream": services.upstream.name if services.upstream else None,
+            "classifiers": services.batcher.available, "unavailable_classifiers": services.batcher.unavailable or services.classifier_plan.unavailable}
+    if services.state == "failed":
+        body["error"] = services.error
+    return JSONResponse(body, status_code=200 if services.state == "ready" else 503)
+
+
+@router.get("/metrics")
+async def metrics(services: ServicesDep):
+    return Response(services.metrics.render(), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,70 @@
+"""Proxy settings: arguments of ``shieldkit serve`` or ``SHIELDKIT_PROXY_*`` environment variables."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shieldkit.errors import ConfigError
+from shieldkit.model.settings import ModelSettings, describe_validation_error
+
+
+def default_audit_path() -> Path:
+    """``$XDG_STATE_HOME/shieldkit/audit.sqlite3`` (``~/.local/state/shieldkit/audit.sqlite3``)."""
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "shieldkit" / "audit.sqlite3"
+
+
+class ProxySettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="SHIELDKIT_PROXY_", extra="forbid", frozen=True)
+
+    # Policy file (YAML). None: the packaged default policy.
+    policy: Path | None = None
+    # An OpenAI-compatible base URL such as http://vllm:8000/v1. None: the embedded Gemma, in-process.
+    upstream: str | None = None
+    # Bearer token the proxy sends upstream (the client's own key is never forwarded).
+    upstream_api_key: SecretStr | None = None
+    upstream_connect_timeout: float = Field(5.0, gt=0)  # seconds to connect before 504
+    upstream_timeout: float = Field(120.0, gt=0)  # seconds without a byte from the upstream before 504
+    upstream_max_connections: int = Field(64, ge=1)  # pooled connections to the upstream
+    # The gemma model id in /v1/models and the only `model` it accepts. None: derived from the model.
+    served_model: str | None = None
+    # The Gemma runtime (used for the embedded upstream and for classifier checks): SHIELDKIT_MODEL, ...
+    model: ModelSettings = Field(default_factory=ModelSettings)
+    max_body_bytes: int = Field(1_000_000, ge=1024)  # larger request bodies get 413
+    max_messages: int = Field(256, ge=1)  # more messages get 413
+    default_max_tokens: int = Field(256, ge=1)  # embedded Gemma: tokens generated when the request gives none
+    max_tokens_limit: int = Field(2048, ge=1)  # embedded Gemma: the most a request may ask for
+    default_temperature: float = Field(0.7, ge=0, le=2)  # embedded Gemma: when the request gives none
+    generation_workers: int = Field(4, ge=1)  # embedded Gemma: generations at once (they interleave per token)
+    batch_window_ms: float = Field(3.0, ge=0, le=1000)  # classifier micro-batching: how long to collect texts
+    batch_max_texts: int = Field(32, ge=1)  # classifier micro-batching: most unique texts per bank call
+    check_timeout: float = Field(30.0, gt=0)  # seconds before a check counts as failed (its on_error applies)
+    audit: bool = True  # write the audit log
+    audit_path: Path | None = None  # None: $XDG_STATE_HOME/shieldkit/audit.sqlite3
+
+    @field_validator("upstream")
+    @classmethod
+    def _upstream_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        value = value.strip().rstrip("/")
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"must be an http:// or https:// URL such as http://localhost:8000/v1, got {value!r}")
+        return value
+
+    @property
+    def resolved_audit_path(self) -> Path:
+        return Path(self.audit_path).expanduser() if self.audit_path else default_audit_path()
+
+    @classmethod
+    def create(cls, **values: object) -> ProxySettings:
+        """Build settings, turning validation failures into one ConfigError naming each bad field."""
+        clean = {key: value for key, value in values.items() if value is not None}
+        try:
+            return cls(**clean)
+        except ValidationError as exc:
+            raise ConfigError(describe_validation_error(exc, prefix="SHIELDKIT_PROXY_")) from None

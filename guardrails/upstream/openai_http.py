@@ -1,0 +1,192 @@
+"""Any OpenAI-compatible server (vLLM, TGI, Ollama, llama.cpp server, OpenAI) as the upstream, over pooled httpx."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+
+from shieldkit.guardrails.upstream.base import UpstreamError, UpstreamReply, UpstreamRequest, UpstreamStream, Usage
+
+_FORWARDED = ("max_tokens", "temperature", "top_p", "seed", "presence_penalty", "frequency_penalty", "user")
+
+
+class OpenAIUpstream:
+    def __init__(self, base_url: str, *, api_key: str | None = None, connect_timeout: float = 5.0,
+                 read_timeout: float = 120.0, max_connections: int = 64) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.name = self.base_url
+        headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+        self._client = httpx.AsyncClient(
+            base_url=self.base_url,
+            headers=headers,
+            timeout=httpx.Timeout(read_timeout, connect=connect_timeout, pool=connect_timeout),
+            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
+        )
+
+    # --- requests ----------------------------------------------------------------------------------------------
+
+    def _payload(self, request: UpstreamRequest, stream: bool) -> dict[str, Any]:
+        payload: dict[str, Any] = {"model": request.model, "messages": request.messages, "stream": stream}
+        for name in _FORWARDED:
+            value = getattr(request, name)
+            if value is not None:
+                payload[name] = value
+        if request.stop:
+            payload["stop"] = list(request.stop)
+        if stream and request.include_usage:
+            payload["stream_options"] = {"include_usage": True}
+        return payload
+
+    async def models(self) -> list[str]:
+        response = await self._send(self._client.build_request("GET", "/models"))
+        body = await self._json(response)
+        try:
+            return [str(item["id"]) for item in body["data"]]
+        except (KeyError, TypeError) as exc:
+            raise UpstreamError(502, f"the upstream sent an invalid model list ({exc!r})") from None
+
+    async def complete(self, request: UpstreamRequest) -> UpstreamReply:
+        response = await self._send(self._client.build_request("POST", "/chat/completions", json=self._payload(request, False)))
+        body = await self._json(response)
+        try:
+            choice = body["choices"][0]
+            content = choice["message"].get("content")
+            if content is not None and not isinstance(content, str):
+                raise TypeError("message.content is not text")
+            usage = _usage(body.get("usage"))
+            return UpstreamReply(content or "", str(choice.get("finish_reason") or "stop"), str(body.get("model") or request.model), usage)
+        except (KeyError, IndexError, TypeError, AttributeError) as exc:
+            raise UpstreamError(502, f"the upstream sent an invalid chat completion ({exc})") from None
+
+    async def open_stream(self, request: UpstreamRequest) -> UpstreamStream:
+        response = await self._send(
+            self._client.build_request("POST", "/chat/completions", json=self._payload(request, True)), stream=True
+        )
+        content_type = response.headers.get("content-type", "")
+        if not content_type.startswith("text/event-stream"):
+            await response.aclose()
+            raise UpstreamError(502, f"the upstream answered a streaming request with {content_type or 'no content type'}, "
+                                     "not an event stream")
+        stream = UpstreamStream()
+        stream.pieces = self._events(response, stream)
+        return stream
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    # --- plumbing ----------------------------------------------------------------------------------------------
+
+    async def _send(self, request: httpx.Request, *, stream: bool = False) -> httpx.Response:
+        try:
+            response = await self._client.send(request, stream=stream)
+        except httpx.TimeoutException:
+            raise UpstreamError(504, f"the upstream at {self.base_url} did not answer in time") from None
+        except httpx.HTTPError as exc:
+            raise UpstreamError(502, f"cannot reach the upstream at {self.base_url}: {type(exc).__name__}") from None
+        if response.status_code >= 400:
+            try:
+                detail = (await response.aread())[:2000].decode("utf-8", "replace")
+            except httpx.HTTPError:
+                detail = ""
+            finally:
+                await response.aclose()
+            raise _status_error(response.status_code, detail)
+        return response
+
+    async def _json(self, response: httpx.Response) -> dict[str, Any]:
+        try:
+            body = json.loads(await response.aread())
+        except httpx.TimeoutException:
+            raise UpstreamError(504, "the upstream stopped sending its answer") from None
+        except (httpx.HTTPError, ValueError) as exc:
+            raise UpstreamError(502, f"the upstream sent an invalid response ({type(exc).__name__})") from None
+        finally:
+            await response.aclose()
+        if not isinstance(body, dict):
+            raise UpstreamError(502, "the upstream sent an invalid response (not a JSON object)")
+        return body
+
+    async def _events(self, response: httpx.Response, stream: UpstreamStream) -> AsyncIterator[str]:
+        done = False
+        try:
+            async for line in response.aiter_lines():
+                if not line.startswith("data:"):
+                    continue  # blank lines, comments and event names
+                data = line[5:].strip()
+                if data == "[DONE]":
+                    done = True
+                    break
+                piece = _parse_chunk(data, stream)
+                if piece:
+                    yield piece
+        except httpx.TimeoutException:
+            raise UpstreamError(504, "the upstream stalled in the middle of its answer") from None
+        except httpx.HTTPError as exc:
+            raise UpstreamError(502, f"the upstream dropped the connection mid-stream ({type(exc).__name__})") from None
+        finally:
+            await response.aclose()
+        if not done and stream.finish_reason is None:
+            raise UpstreamError(502, "the upstream ended the stream without finishing its answer")
+        stream.finish_reason = stream.finish_reason or "stop"
+
+
+def _parse_chunk(data: str, stream: UpstreamStream) -> str:
+    try:
+        chunk = json.loads(data)
+    except ValueError:
+        raise UpstreamError(502, "the upstream sent an invalid stream event (not JSON)") from None
+    if not isinstance(chunk, dict):
+        raise UpstreamError(502, "the upstream sent an invalid stream event (not a JSON object)")
+    if "error" in chunk:
+        error = chunk["error"]
+        message = error.get("message") if isinstance(error, dict) else str(error)
+        raise UpstreamError(502, f"the upstream failed mid-stream: {message}")
+    if chunk.get("usage"):
+        stream.usage = _usage(chunk["usage"])
+    choices = chunk.get("choices")
+    if not isinstance(choices, list):
+        raise UpstreamError(502, "the upstream sent an invalid stream event (no choices)")
+    if not choices:
+        return ""
+    choice = choices[0]
+    delta = choice.get("delta") if isinstance(choice, dict) else None
+    if not isinstance(delta, dict):
+        raise UpstreamError(502, "the upstream sent an invalid stream event (no delta)")
+    if choice.get("finish_reason"):
+        stream.finish_reason = str(choice["finish_reason"])
+    content = delta.get("content")
+    if content is not None and not isinstance(content, str):
+        raise UpstreamError(502, "the upstream sent an invalid stream event (content is not text)")
+    return content or ""
+
+
+def _usage(raw: Any) -> Usage | None:
+    if not isinstance(raw, dict):
+        return None
+    try:
+        return Usage(int(raw.get("prompt_tokens") or 0), int(raw.get("completion_tokens") or 0))
+    except (TypeError, ValueError):
+        return None
+
+
+def _status_error(status: int, detail: str) -> UpstreamError:
+    message = detail
+    try:
+        parsed = json.loads(detail)
+        if isinstance(parsed, dict) and isinstance(parsed.get("error"), dict):
+            message = str(parsed["error"].get("message") or detail)
+    except ValueError:
+        pass
+    message = " ".join(message.split())[:300] or "no details"
+    if status in (401, 403):
+        return UpstreamError(502, f"the upstream refused the proxy's credentials (HTTP {status})")
+    if status == 429:
+        return UpstreamError(429, f"the upstream is rate limiting: {message}", code="upstream_rate_limited")
+    if status >= 500:
+        return UpstreamError(502, f"the upstream failed with HTTP {status}: {message}")
+    code = "model_not_found" if status == 404 else "upstream_rejected"
+    return UpstreamError(status if status in (400, 404, 413, 422) else 400, f"the upstream rejected the request: {message}", code=code)
+
