@@ -95,8 +95,8 @@ def align(tokenizer: PreTrainedTokenizerBase, ids: Sequence[int], text: str) -> 
     """For each id: (start, end, control) with [start, end) the characters of ``text`` it completes.
 
     Pieces are matched against the text's bytes left to right. A piece that does not match at the cursor is looked
-    for a few bytes ahead (the skipped characters go to that piece); one not found gets an empty span and the
-    cursor stays, so a mismatch never shifts later tokens off their text.
+    for a few bytes ahead (the skipped characters belong to no token); one not found gets an empty span and the
+    cursor stays, so a mismatch never shifts later tokens off their text. Control tokens match only at the cursor.
     """
     data = text.encode("utf-8")
     completed = _completed_chars(text)  # completed[b] = characters whose last byte lies before byte b
@@ -104,15 +104,13 @@ def align(tokenizer: PreTrainedTokenizerBase, ids: Sequence[int], text: str) -> 
     spans = []
     for token_id in ids:
         control = is_control(tokenizer, token_id)
+        pattern = _pattern(tokenizer, token_id, control)
         start = end = cursor
-        for candidate in _candidates(tokenizer, token_id, control):
-            if data.startswith(candidate, cursor):
-                end = cursor + len(candidate)
-                break
-            found = -1 if control else data.find(candidate, cursor, cursor + _RESYNC_WINDOW + len(candidate))
-            if found >= 0:
-                end = found + len(candidate)
-                break
+        match = pattern.match(data, cursor) if pattern else None
+        if match is None and pattern is not None and not control:
+            match = pattern.search(data, cursor, cursor + _RESYNC_WINDOW + 4 * len(pattern.pattern))
+        if match is not None and match.end() > cursor:
+            start, end = match.start(), match.end()  # characters skipped to resynchronise belong to no token
         spans.append((completed[start], completed[end], control))
         cursor = end
     return spans
@@ -143,13 +141,16 @@ def build_document(
     return Document(text, tuple(tokens))
 
 
-def _candidates(tokenizer: PreTrainedTokenizerBase, token_id: int, control: bool) -> list[bytes]:
+def _pattern(tokenizer: PreTrainedTokenizerBase, token_id: int, control: bool) -> re.Pattern[bytes] | None:
+    """A bytes pattern for what the piece can stand for in a text: "▁" is a space, or a literal "▁" (the tokenizer
+    folds both into the same marker); a byte piece is that byte; a control token is its literal name."""
     piece = tokenizer.convert_ids_to_tokens(int(token_id)) or ""
-    if control:
-        return [piece.encode("utf-8")] if piece else []
-    decoded = piece_bytes(tokenizer, token_id)
-    literal = piece.encode("utf-8")  # a literal "▁" in the text is tokenized as a space marker
-    return [decoded] if literal == decoded or _BYTE_PIECE.match(piece) else [decoded, literal]
+    if not piece:
+        return None
+    if control or _BYTE_PIECE.match(piece):
+        return re.compile(re.escape(piece.encode("utf-8") if control else piece_bytes(tokenizer, token_id)))
+    parts = [re.escape(part.encode("utf-8")) for part in piece.split(_SPACE)]
+    return re.compile(b"(?: |\xe2\x96\x81)".join(parts))
 
 
 def _completed_chars(text: str) -> list[int]:
