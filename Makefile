@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.shieldkit-installed
 PROMPT ?= The three most important safety checks for an LLM application are
 
-.PHONY: install run test bench
+.PHONY: install run test bench browser
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,7 +21,11 @@ install: $(STAMP)
 run: install
 	$(BIN)/shieldkit generate "$(PROMPT)" --max-new-tokens 48 --stream
 
-test: install
+# Debian's Chromium for the UI's browser test (installed once; skipped when already on PATH).
+browser:
+	command -v chromium >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
+
+test: install browser
 	HF_HUB_OFFLINE=1 $(BIN)/pytest
 
 bench: install

@@ -18,6 +18,7 @@ from shieldkit.errors import ShieldkitError
 # The modules that contribute subcommands, in the order `--help` lists them.
 COMMAND_MODULES: tuple[str, ...] = (
     "shieldkit.model.cli",
+    "shieldkit.ui.cli",
 )
 
 
