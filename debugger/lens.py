@@ -45,13 +45,13 @@ class LogitLens:
         return asdict(self)
 
 
-def logit_lens(runtime: GemmaRuntime, prompt: Prompt | torch.Tensor, position: int = -1, *, top_k: int = 5,
+def logit_lens(runtime: GemmaRuntime, prompt: Prompt, position: int = -1, *, top_k: int = 5,
                watch: int | None = None) -> LogitLens:
     """Top ``top_k`` next-token predictions of every layer at ``position`` (default: the last token).
 
     ``watch``: a token id whose rank and probability are reported at every layer (default: the final top-1).
     """
-    ids = prompt if isinstance(prompt, torch.Tensor) else prompt_part(runtime, prompt)[0]
+    ids = prompt_part(runtime, prompt)[0]
     if not -len(ids) <= position < len(ids):
         raise ConfigError(f"position must be in {-len(ids)}..{len(ids) - 1}, got {position}")
     if not isinstance(top_k, int) or top_k < 1:

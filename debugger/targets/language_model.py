@@ -11,14 +11,15 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from shieldkit.debugger.tokens import Document, build_document
+from shieldkit.debugger.tokens import Document, build_document, decode_pieces
 from shieldkit.errors import ConfigError
 from shieldkit.model.internals import batch_embedding_gradients
 
 if TYPE_CHECKING:
     from shieldkit.model.runtime import GemmaRuntime
 
-Prompt = str | Sequence[Mapping[str, Any]]  # a text to continue, or chat messages (a model turn follows)
+# a text to continue, chat messages (a model turn follows), or token ids [T] (with <bos>) as they are
+Prompt = str | Sequence[Mapping[str, Any]] | torch.Tensor
 
 
 class LanguageModelTarget:
@@ -71,6 +72,11 @@ def token_logprobs(logits: torch.Tensor, token_ids: torch.Tensor) -> torch.Tenso
 
 def prompt_part(runtime: GemmaRuntime, prompt: Prompt) -> tuple[torch.Tensor, str]:
     """(ids [T] with <bos>, the text a person reads): a chat is shown rendered in Gemma's turn format."""
+    if isinstance(prompt, torch.Tensor):
+        if prompt.dim() != 1 or prompt.numel() == 0:
+            raise ConfigError("prompt ids must be a non-empty 1-D LongTensor [T]")
+        ids = prompt.long().cpu()
+        return ids, decode_pieces(runtime.tokenizer, ids.tolist())
     if isinstance(prompt, str):
         if not prompt.strip():
             raise ConfigError("the prompt must not be empty")
