@@ -69,6 +69,14 @@ class Target(Protocol):
         """embeddings [B, T, D] -> (values [B], d value / d embeddings [B, T, D]), float32 on the CPU."""
 
 
+@runtime_checkable
+class PrefixScorer(Protocol):
+    """Optional for targets: score a batch that shares a prefix, running that prefix once (causal models)."""
+
+    def scores_after(self, embeddings: torch.Tensor, start: int) -> torch.Tensor:
+        """Like ``Target.scores`` when every row equals row 0 before position ``start``."""
+
+
 @dataclass(frozen=True)
 class Attribution:
     """What a method returns: one score per token, plus what it measured along the way."""

@@ -58,6 +58,22 @@ class LanguageModelTarget:
             )
             return self.score_logits(out.logits.float()).float().cpu()
 
+    def scores_after(self, embeddings: torch.Tensor, start: int) -> torch.Tensor:
+        """``scores`` for a batch [B, T, D] whose rows all equal row 0 before position ``start``: the shared prefix
+        runs once and its KV cache serves every row, so each row costs only its T − start tokens. Falls back to
+        ``scores`` when the prefix would cover a scored position."""
+        if not 0 < start <= int(self.positions.min()):
+            return self.scores(embeddings)
+        model = self._runtime.model
+        dtype = next(model.parameters()).dtype
+        inputs = embeddings.to(self._runtime.device, dtype)
+        with torch.inference_mode(), self._runtime.lock:
+            cache = model(inputs_embeds=inputs[:1, :start], use_cache=True, logits_to_keep=1).cache
+            cache.batch_repeat_interleave(inputs.shape[0])
+            out = model(inputs_embeds=inputs[:, start:], cache=cache, use_cache=True,
+                        logits_to_keep=(self.positions - start).to(self._runtime.device))
+            return self.score_logits(out.logits.float()).float().cpu()
+
     def scores_and_gradients(self, embeddings: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         dtype = next(self._runtime.model.parameters()).dtype
         return batch_embedding_gradients(self._runtime, embeddings.to(dtype), self.score_logits, positions=self.positions)

@@ -177,3 +177,21 @@ def test_bad_spans_are_clear_errors(tiny_runtime):
         ContinuationTarget(tiny_runtime, PROMPT, "")
     with pytest.raises(ConfigError, match="prompt must not be empty"):
         ContinuationTarget(tiny_runtime, "  ", CONTINUATION)
+
+
+def test_leave_one_out_prefix_cache_matches_full_passes(tiny_runtime):
+    """Longer than the tiny model's sliding window (16), so the cached prefix crosses it."""
+    target = ContinuationTarget(tiny_runtime, "The quick brown fox jumps over the lazy dog. " * 3, " and then it slept")
+    cached = explain(target, "leave_one_out", batch_size=5, **QUIET)
+
+    class Plain:  # the same target without the optional PrefixScorer method
+        def __init__(self, inner):
+            self._inner = inner
+
+        def __getattr__(self, name):
+            if name == "scores_after":
+                raise AttributeError(name)
+            return getattr(self._inner, name)
+
+    plain = explain(Plain(target), "leave_one_out", batch_size=5, **QUIET)
+    torch.testing.assert_close(torch.tensor(cached.scores), torch.tensor(plain.scores), atol=1e-4, rtol=1e-4)
