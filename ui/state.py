@@ -14,7 +14,7 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 _MEMO = "shieldkit.memo"
-MEMO_ENTRIES = 48  # results kept per session (oldest dropped first)
+MEMO_ENTRIES = 48  # results kept per session (oldest dropped first); keys name the classifier object by id()
 
 
 @st.cache_resource(show_spinner="Loading Gemma (once per process)…")

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from shieldkit.debugger.targets.language_model import LanguageModelTarget, Prompt, prompt_document, quote, token_logprobs
+from shieldkit.debugger.targets.language_model import LanguageModelTarget, Prompt, prompt_document, quote
 from shieldkit.errors import ConfigError
 
 if TYPE_CHECKING:

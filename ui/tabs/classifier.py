@@ -52,7 +52,7 @@ def render(runtime, options: SaliencyOptions) -> None:
     if not text.strip():
         st.info("Type a text to classify.")
         return
-    decision = report_errors(lambda: state.memo({"decide": name, "text": text}, lambda: decide(classifier, [text])[0]))
+    decision = report_errors(lambda: state.memo({"decide": name, "classifier": id(classifier), "text": text}, lambda: decide(classifier, [text])[0]))
     if decision is None:
         return
     previous = st.session_state.get("clf_previous")
@@ -83,4 +83,4 @@ def explain_text(classifier, name: str, text: str, score: str, options: Saliency
             done()
 
     with st.spinner("Explaining the decision…"):
-        return report_errors(lambda: state.memo({"clf": name, "text": text, "score": score, **options.key()}, compute))
+        return report_errors(lambda: state.memo({"clf": name, "classifier": id(classifier), "text": text, "score": score, **options.key()}, compute))

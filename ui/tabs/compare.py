@@ -65,7 +65,7 @@ def _texts(runtime, options: SaliencyOptions) -> None:
                 st.info("Type a text.")
                 results.append(None)
                 continue
-            decision = report_errors(lambda text=text: state.memo({"decide": name, "text": text},
+            decision = report_errors(lambda text=text: state.memo({"decide": name, "classifier": id(classifier), "text": text},
                                                                   lambda: decide(classifier, [text])[0]))
             if decision is not None:
                 st.metric(f"Violation probability ({'FLAGGED' if decision.flagged else 'allowed'})", f"{decision.score:.3f}")
