@@ -149,20 +149,31 @@ _ATTENTION_JS = """
 (function(){
   var data = JSON.parse(document.getElementById('sk-data').textContent);
   var canvas = document.getElementById('sk-canvas'), tip = document.getElementById('sk-tip');
-  var n = data.tokens.length, cell = Math.max(3, Math.min(22, Math.floor(720 / n))), pad = 4;
-  canvas.width = canvas.height = n * cell + pad;
+  var n = data.tokens.length, cell = Math.max(3, Math.min(22, Math.floor(720 / n)));
+  var labels = cell >= 8, left = labels ? 120 : 0, top = labels ? 90 : 0;
+  canvas.width = left + n * cell + 4; canvas.height = top + n * cell + 4;
   var ctx = canvas.getContext('2d');
   var max = 0;
   data.matrix.forEach(function(row){ row.forEach(function(v){ if (v > max) max = v; }); });
   data.matrix.forEach(function(row, i){
     row.forEach(function(v, j){
-      var a = max > 0 ? v / max : 0;
-      ctx.fillStyle = 'rgba(37,99,235,' + a.toFixed(3) + ')';
-      ctx.fillRect(j * cell, i * cell, cell, cell);
+      if (v === 0) return;
+      ctx.fillStyle = 'rgba(37,99,235,' + (max > 0 ? v / max : 0).toFixed(3) + ')';
+      ctx.fillRect(left + j * cell, top + i * cell, cell, cell);
     });
   });
+  if (labels) {
+    ctx.fillStyle = '#333'; ctx.font = Math.min(12, cell - 1) + 'px sans-serif'; ctx.textBaseline = 'middle';
+    data.tokens.forEach(function(t, i){
+      var name = (i + ' ' + t).slice(0, 18);
+      ctx.textAlign = 'right'; ctx.fillText(name, left - 4, top + i * cell + cell / 2);
+      ctx.save(); ctx.translate(left + i * cell + cell / 2, top - 4); ctx.rotate(-Math.PI / 3);
+      ctx.textAlign = 'left'; ctx.fillText(name, 0, 0); ctx.restore();
+    });
+  }
   canvas.addEventListener('mousemove', function(e){
-    var r = canvas.getBoundingClientRect(), j = Math.floor((e.clientX - r.left) / cell), i = Math.floor((e.clientY - r.top) / cell);
+    var r = canvas.getBoundingClientRect();
+    var j = Math.floor((e.clientX - r.left - left) / cell), i = Math.floor((e.clientY - r.top - top) / cell);
     if (i < 0 || j < 0 || i >= n || j >= n) { tip.textContent = ''; return; }
     tip.textContent = 'query ' + i + ' ' + JSON.stringify(data.tokens[i]) + '  →  key ' + j + ' ' +
       JSON.stringify(data.tokens[j]) + ':  ' + data.matrix[i][j].toFixed(4);
