@@ -6,7 +6,7 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.shieldkit-installed
 
-.PHONY: install run test bench policies
+.PHONY: install run test bench browser policies
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,7 +21,11 @@ install: $(STAMP)
 run: install
 	$(BIN)/shieldkit serve
 
-test: install
+# Debian's Chromium for the UI's browser test (installed once; skipped when already on PATH).
+browser:
+	command -v chromium >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
+
+test: install browser
 	HF_HUB_OFFLINE=1 $(BIN)/pytest
 
 bench: install

@@ -1,1 +1,1 @@
-"""(in progress)"""
+"""The Streamlit front end of the model debugger (``shieldkit ui``). Library code lives in shieldkit.debugger."""
