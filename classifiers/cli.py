@@ -62,12 +62,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _add_training_arguments(parser: argparse.ArgumentParser) -> None:
+    from shieldkit.classifiers.config import FINAL_MODELS, TrainingConfig
+
+    default = TrainingConfig()
     group = parser.add_argument_group("training")
-    group.add_argument("--epochs", type=int, help="passes over the data (default 4)")
-    group.add_argument("--lr", type=float, help="LoRA learning rate (default 1e-3)")
-    group.add_argument("--rank", type=int, help="LoRA rank (default 4)")
-    group.add_argument("--seed", type=int, help="seed for LoRA init, folds and batch order (default 0)")
-    group.add_argument("--folds", type=int, help="cross-validation folds for threshold and calibration (default 3)")
+    group.add_argument("--epochs", type=int, help=f"passes over the data (default {default.epochs})")
+    group.add_argument("--lr", type=float, help=f"LoRA learning rate (default {default.learning_rate:g})")
+    group.add_argument("--rank", type=int, help=f"LoRA rank (default {default.rank})")
+    group.add_argument("--seed", type=int, help=f"seed for LoRA init, folds and batch order (default {default.seed})")
+    group.add_argument("--folds", type=int, help=f"cross-validation folds for threshold and calibration (default {default.cv_folds})")
+    group.add_argument("--final", choices=FINAL_MODELS, help=f"final model: average of the fold models or a refit on all "
+                       f"examples (default {default.final_model})")
 
 
 def _add_column_arguments(parser: argparse.ArgumentParser) -> None:
@@ -78,7 +83,8 @@ def _add_column_arguments(parser: argparse.ArgumentParser) -> None:
 def _training_config(args: argparse.Namespace):
     from shieldkit.classifiers.config import TrainingConfig
 
-    values = {"epochs": args.epochs, "learning_rate": args.lr, "rank": args.rank, "seed": args.seed, "cv_folds": args.folds}
+    values = {"epochs": args.epochs, "learning_rate": args.lr, "rank": args.rank, "seed": args.seed, "cv_folds": args.folds,
+              "final_model": args.final}
     return TrainingConfig(**{key: value for key, value in values.items() if value is not None})
 
 

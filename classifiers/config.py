@@ -9,12 +9,13 @@ from typing import Any
 from shieldkit.errors import ConfigError
 
 LORA_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+FINAL_MODELS = ("soup", "refit")
 
 
 @dataclass(frozen=True)
 class TrainingConfig:
-    epochs: int = 4  # passes over the training examples (per cross-validation fold and for the final fit)
-    learning_rate: float = 1e-3  # AdamW step size for the LoRA weights
+    epochs: int = 8  # passes over the training examples (per cross-validation fold, and for the final fit if refit)
+    learning_rate: float = 2e-3  # AdamW step size for the LoRA weights
     head_learning_rate: float = 1e-4  # AdamW step size for the linear head (it starts from a fitted probe)
     rank: int = 4  # LoRA rank r
     alpha: float = 8.0  # LoRA scaling numerator: updates are scaled by alpha / rank
@@ -24,6 +25,8 @@ class TrainingConfig:
     target_modules: tuple[str, ...] = LORA_MODULES  # which linear layers of those decoder layers get LoRA
     max_tokens: int = 256  # text tokens per window; longer texts are scored window by window (highest score wins)
     cv_folds: int = 3  # stratified folds whose held-out scores choose the threshold and calibrate probabilities
+    final_model: str = "soup"  # "soup": average the fold models (LoRA updates re-factored to rank r, heads averaged);
+    #                            "refit": train once more on all examples
     probe_c: float = 0.01  # inverse L2 strength of the logistic-regression probe that initialises the head
     seed: int = 0  # one seed fixes LoRA init, fold split and batch order
 
@@ -49,6 +52,8 @@ class TrainingConfig:
         object.__setattr__(self, "target_modules", modules)
         _whole(self, "max_tokens", 8)
         _whole(self, "cv_folds", 2)
+        if self.final_model not in FINAL_MODELS:
+            raise ConfigError(f"TrainingConfig.final_model must be one of {', '.join(FINAL_MODELS)}, got {self.final_model!r}")
         _positive(self, "probe_c")
         _whole(self, "seed", 0)
         if self.readout_layer is not None and self.lora_layers is not None and self.lora_layers > self.readout_layer:

@@ -4,7 +4,10 @@
 2. The head starts as a logistic-regression probe on the un-adapted pooled states (LoRA starts at zero).
 3. Cross-validation: a model per fold scores its held-out examples; those scores fit Platt scaling and choose
    the F1-maximising threshold, so the threshold and probabilities come from data the model did not see.
-4. The final model is trained on all examples; its LoRA weights are rounded to float16 (as saved).
+4. The final model is, by default, the "soup" of the fold models: their LoRA updates B·A averaged per layer and
+   re-factored to rank r by truncated SVD, their heads averaged (BENCHMARKS.md: better ROC-AUC than refitting on
+   all examples, and no extra training). ``final_model="refit"`` trains once more on all examples instead.
+   The LoRA weights are rounded to float16 (as saved).
 """
 
 from __future__ import annotations
@@ -63,13 +66,21 @@ def train_classifier(
     lora = _lora_config(config, start, readout)
     folds = _folds(prepared.labels, config)
     steps = sum(config.epochs * _n_batches(len(train), config.batch_size) for train, _ in folds)
-    steps += config.epochs * _n_batches(len(data), config.batch_size)
+    if config.final_model == "refit":
+        steps += config.epochs * _n_batches(len(data), config.batch_size)
     with bar(total=steps, desc=f"training {policy}", unit="step") as progress:
         held_out = np.zeros(len(data))
+        fold_models, losses = [], []
         for number, (train, test) in enumerate(folds, start=1):
-            network, head, _ = _fit(runtime, prepared, train, config, lora, start, readout, progress, f"fold {number}/{len(folds)}")
+            network, head, loss = _fit(runtime, prepared, train, config, lora, start, readout, progress, f"fold {number}/{len(folds)}")
             held_out[test] = _logodds(network, head, [prepared.trunk[i] for i in test], start, readout)
-        network, head, loss = _fit(runtime, prepared, np.arange(len(data)), config, lora, start, readout, progress, "final")
+            fold_models.append((network, head))
+            losses.append(loss)
+        if config.final_model == "refit":
+            network, head, loss = _fit(runtime, prepared, np.arange(len(data)), config, lora, start, readout, progress, "final")
+        else:
+            network, head = _soup(runtime, fold_models, lora, config)
+            loss = float(np.mean(losses))
     _round_adapter(network)
     calibration = fit_platt(held_out, prepared.labels)
     held_out_p = calibration.apply(torch.tensor(held_out)).numpy()
@@ -225,6 +236,31 @@ def _bucketed_batches(indices: np.ndarray, lengths: np.ndarray, batch_size: int,
         chunk = sorted(order[offset : offset + window], key=lambda i: lengths[i])
         batches += [np.asarray(chunk[j : j + batch_size]) for j in range(0, len(chunk), batch_size)]
     return [batches[i] for i in rng.permutation(len(batches))]
+
+
+def _soup(runtime, models: list, lora, config: TrainingConfig):
+    """One rank-r LoRA whose update per linear layer is the truncated SVD of the fold models' mean update B·A,
+    and the mean of their heads (the heads read the same pooled space, since every fold starts from the same
+    base model and init)."""
+    network = attach_lora(runtime, lora, seed=config.seed)
+    fold_params = [dict(model.named_parameters()) for model, _ in models]
+    params = dict(network.named_parameters())
+    with torch.no_grad():
+        for name_a, param_a in params.items():
+            if ".lora_A." not in name_a:
+                continue
+            name_b = name_a.replace(".lora_A.", ".lora_B.")
+            delta = sum(fold[name_b] @ fold[name_a] for fold in fold_params) / len(models)  # [out, in]
+            u, values, vh = torch.linalg.svd(delta, full_matrices=False)
+            root = values[: config.rank].sqrt()  # split sqrt(sigma) between B and A: B·A = the mean update
+            params[name_b].copy_(u[:, : config.rank] * root)
+            param_a.copy_(root[:, None] * vh[: config.rank])
+    head = PolicyHead(runtime.info.hidden_size)
+    with torch.no_grad():
+        head.weight.copy_(torch.stack([h.weight for _, h in models]).mean(0))
+        head.bias.copy_(torch.stack([h.bias for _, h in models]).mean(0))
+    network.eval()
+    return network, head
 
 
 def _logodds(network, head: PolicyHead, trunk: list[torch.Tensor], start: int, readout: int) -> np.ndarray:
