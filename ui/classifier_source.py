@@ -52,6 +52,27 @@ def default_policies() -> tuple[str, ...]:
     return _api()[1] if unavailable_reason() is None else ()
 
 
+def default_policies_for(runtime: GemmaRuntime) -> tuple[tuple[str, ...], str | None]:
+    """The default policies trained on this runtime's model, and (when some are not) a one-line note saying why
+    they are not offered. Reads each policy's card only; nothing is loaded."""
+    from shieldkit.classifiers.registry import default_policy
+    from shieldkit.classifiers.storage import read_card
+
+    usable, other_bases = [], set()
+    for name in default_policies():
+        base = read_card(default_policy(name).classifier).base_model
+        if base.get("fingerprint") == runtime.info.fingerprint:
+            usable.append(name)
+        else:
+            other_bases.add(str(base.get("name")))
+    note = None
+    if other_bases:
+        note = (f"The default policies were trained on {', '.join(sorted(other_bases))}; this session runs "
+                f"{runtime.info.name!r}, so they are not offered. Use a classifier folder trained on this model "
+                "(`shieldkit train --model ...`).")
+    return tuple(usable), note
+
+
 def load(ref: str, runtime: GemmaRuntime) -> SafetyClassifier:
     """A default policy name or a saved classifier folder, on ``runtime``."""
     load_classifier, _ = _api()

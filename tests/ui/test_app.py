@@ -74,9 +74,11 @@ def test_attention_tab_views(app):
     assert any("heads" in m.value and "first token" in m.value for m in at.tabs[1].markdown)
 
 
-def test_classifier_tab_without_the_classifiers_part_says_so(app):
-    at = app.run()
-    assert any("classifiers not installed" in w.value for w in at.tabs[2].warning)
+def test_classifier_tab_offers_no_default_policy_trained_on_another_model(app):
+    at = app.run()  # the tiny model: the committed default policies were trained on the embedded Gemma
+    _no_errors(at)
+    assert any("default policies were trained on gemma-3-270m" in i.value for i in at.tabs[2].info)
+    assert at.radio(key="clf_source").options == ["Classifier folder"]
 
 
 def test_classifier_tab_scores_explains_and_follows_edits(app):
@@ -118,3 +120,11 @@ def test_compare_tab_both_modes(app):
     _no_errors(at)
     tab = at.tabs[3]
     assert len(tab.metric) == 2 and len(_html(tab)) == 2
+
+
+@pytest.mark.real_model
+def test_the_default_policies_are_offered_on_the_embedded_gemma(real_runtime):
+    from shieldkit.classifiers import DEFAULT_POLICIES
+    from shieldkit.ui import classifier_source
+
+    assert classifier_source.default_policies_for(real_runtime) == (tuple(DEFAULT_POLICIES), None)

@@ -19,10 +19,14 @@ def choose(runtime, key: str = "clf"):
     """Widgets to pick a classifier; returns (name, classifier) or None. Also used by the Compare tab."""
     provided = classifier_source.provided(st.session_state)
     reason = classifier_source.unavailable_reason()
-    sources = ([] if reason else ["Default policy", "Classifier folder"]) + (["Provided to this session"] if provided else [])
+    defaults, note = classifier_source.default_policies_for(runtime) if reason is None else ((), None)
+    sources = (["Provided to this session"] if provided else []) + (["Default policy"] if defaults else [])
+    sources += [] if reason else ["Classifier folder"]
     if reason:
         st.warning(f"{reason}. Default policies and saved classifier folders need the classifiers part "
                    "(`shieldkit.classifiers`).")
+    if note:
+        st.info(note)
     if not sources:
         return None
     source = st.radio("Classifier", sources, horizontal=True, key=f"{key}_source")
@@ -32,7 +36,7 @@ def choose(runtime, key: str = "clf"):
         return name, report_errors(lambda: state.memo({"provided": name, "model": runtime.info.fingerprint},
                                                       lambda: factory(runtime)))
     if source == "Default policy":
-        ref = st.selectbox("Policy", classifier_source.default_policies(), key=f"{key}_policy")
+        ref = st.selectbox("Policy", defaults, key=f"{key}_policy")
     else:
         presets = classifier_source.preset_folders()
         ref = st.text_input("Classifier folder", presets[0] if presets else "", key=f"{key}_folder").strip()
