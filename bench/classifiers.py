@@ -43,14 +43,15 @@ def balanced(pool: np.ndarray, labels: np.ndarray, k: int, seed: int) -> list[in
 
 
 def cv_threshold(make_model, x, y) -> float:
-    """The F1-best threshold on 3-fold cross-validated training probabilities (as the Gemma classifier does)."""
+    """The threshold the Gemma classifier's default rule picks, on 3-fold cross-validated training probabilities."""
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
 
-    from shieldkit.classifiers.evaluation import best_f1_threshold
+    from shieldkit.classifiers import TrainingConfig
+    from shieldkit.classifiers.evaluation import THRESHOLD_RULES
 
     folds = StratifiedKFold(3, shuffle=True, random_state=0)
     probabilities = cross_val_predict(make_model(), x, y, cv=folds, method="predict_proba")[:, 1]
-    return best_f1_threshold(probabilities, y)
+    return THRESHOLD_RULES[TrainingConfig().threshold_rule](probabilities, y)
 
 
 def run_tfidf(texts, labels, train, test):
@@ -149,25 +150,28 @@ def unseen_data(runtime, data_root: Path, results):
     xstest = _read_csv(data_root / "xstest" / "xstest_prompts.csv")
     safe = [r["prompt"] for r in xstest if r["label"] == "safe"]
     unsafe = [r["prompt"] for r in xstest if r["label"] == "unsafe"]
-    safe_scores = bank.score(safe)
-    unsafe_scores = bank.score(unsafe)
-    print(f"\n### Default policies on XSTest ({len(safe)} safe prompts that sound unsafe; {len(unsafe)} unsafe contrasts)\n")
-    print("| policy | threshold | false-positive rate on safe | flag rate on unsafe |")
-    print("|---|---|---|---|")
-    any_safe = np.zeros(len(safe), dtype=bool)
-    any_unsafe = np.zeros(len(unsafe), dtype=bool)
+    flat = _read_csv(data_root / "injecguard" / "injecguard_eval_flat.csv")
+    benign = [r["text"] for r in flat if r["subset"] == "wildguard_benign"]  # everyday user prompts, all allowed
+    sets = {"safe": bank.score(safe), "unsafe": bank.score(unsafe), "benign": bank.score(benign)}
+    print(f"\n### Default policies on XSTest ({len(safe)} safe prompts that sound unsafe; {len(unsafe)} unsafe "
+          f"contrasts) and WildGuard's {len(benign)} benign prompts\n")
+    print("| policy | threshold | XSTest safe: false-positive rate | XSTest unsafe: flag rate | WildGuard benign: "
+          "false-positive rate |")
+    print("|---|---|---|---|---|")
+    anyone = {key: np.zeros(len(next(iter(scores.values()))), dtype=bool) for key, scores in sets.items()}
     for name in DEFAULT_POLICIES:
         cut = bank.classifiers[name].threshold
-        flagged_safe = np.array(safe_scores[name]) >= cut
-        flagged_unsafe = np.array(unsafe_scores[name]) >= cut
-        any_safe |= flagged_safe
-        any_unsafe |= flagged_unsafe
-        out[f"xstest_fpr_{name}"] = float(flagged_safe.mean())
-        print(f"| {name} | {cut:.3f} | {flagged_safe.mean():.3f} | {flagged_unsafe.mean():.3f} |")
-    out["xstest_fpr_any"], out["xstest_unsafe_any"] = float(any_safe.mean()), float(any_unsafe.mean())
-    print(f"| any of the 7 | | {any_safe.mean():.3f} | {any_unsafe.mean():.3f} |")
+        flagged = {key: np.array(scores[name]) >= cut for key, scores in sets.items()}
+        for key in anyone:
+            anyone[key] |= flagged[key]
+        out[f"xstest_fpr_{name}"] = float(flagged["safe"].mean())
+        out[f"wildguard_benign_fpr_{name}"] = float(flagged["benign"].mean())
+        print(f"| {name} | {cut:.3f} | {flagged['safe'].mean():.3f} | {flagged['unsafe'].mean():.3f} | "
+              f"{flagged['benign'].mean():.3f} |")
+    out["xstest_fpr_any"], out["xstest_unsafe_any"] = float(anyone["safe"].mean()), float(anyone["unsafe"].mean())
+    out["wildguard_benign_fpr_any"] = float(anyone["benign"].mean())
+    print(f"| any of the 7 | | {anyone['safe'].mean():.3f} | {anyone['unsafe'].mean():.3f} | {anyone['benign'].mean():.3f} |")
 
-    flat = _read_csv(data_root / "injecguard" / "injecguard_eval_flat.csv")
     injection = bank.classifiers["prompt_injection"]
     print("\n### prompt_injection on InjecGuard's evaluation sets\n")
     print("| subset | texts | label | flagged (rate) |")

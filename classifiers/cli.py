@@ -62,7 +62,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _add_training_arguments(parser: argparse.ArgumentParser) -> None:
-    from shieldkit.classifiers.config import FINAL_MODELS, TrainingConfig
+    from shieldkit.classifiers.config import FINAL_MODELS, THRESHOLD_RULE_NAMES, TrainingConfig
 
     default = TrainingConfig()
     group = parser.add_argument_group("training")
@@ -73,6 +73,8 @@ def _add_training_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--folds", type=int, help=f"cross-validation folds for threshold and calibration (default {default.cv_folds})")
     group.add_argument("--final", choices=FINAL_MODELS, help=f"final model: average of the fold models or a refit on all "
                        f"examples (default {default.final_model})")
+    group.add_argument("--threshold-rule", choices=THRESHOLD_RULE_NAMES,
+                       help=f"how cross-validated scores set the threshold (default {default.threshold_rule})")
 
 
 def _add_column_arguments(parser: argparse.ArgumentParser) -> None:
@@ -84,7 +86,7 @@ def _training_config(args: argparse.Namespace):
     from shieldkit.classifiers.config import TrainingConfig
 
     values = {"epochs": args.epochs, "learning_rate": args.lr, "rank": args.rank, "seed": args.seed, "cv_folds": args.folds,
-              "final_model": args.final}
+              "final_model": args.final, "threshold_rule": args.threshold_rule}
     return TrainingConfig(**{key: value for key, value in values.items() if value is not None})
 
 

@@ -10,6 +10,7 @@ from shieldkit.errors import ConfigError
 
 LORA_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
 FINAL_MODELS = ("soup", "refit")
+THRESHOLD_RULE_NAMES = ("f1", "youden")  # the keys of evaluation.THRESHOLD_RULES (kept import-light for the CLI)
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,7 @@ class TrainingConfig:
     cv_folds: int = 3  # stratified folds whose held-out scores choose the threshold and calibrate probabilities
     final_model: str = "soup"  # "soup": average the fold models (LoRA updates re-factored to rank r, heads averaged);
     #                            "refit": train once more on all examples
+    threshold_rule: str = "f1"  # how cross-validated scores set the threshold: "f1" (F1-best) or "youden" (max TPR - FPR)
     probe_c: float = 0.01  # inverse L2 strength of the logistic-regression probe that initialises the head
     seed: int = 0  # one seed fixes LoRA init, fold split and batch order
 
@@ -54,6 +56,9 @@ class TrainingConfig:
         _whole(self, "cv_folds", 2)
         if self.final_model not in FINAL_MODELS:
             raise ConfigError(f"TrainingConfig.final_model must be one of {', '.join(FINAL_MODELS)}, got {self.final_model!r}")
+        if self.threshold_rule not in THRESHOLD_RULE_NAMES:
+            raise ConfigError(f"TrainingConfig.threshold_rule must be one of {', '.join(THRESHOLD_RULE_NAMES)}, "
+                              f"got {self.threshold_rule!r}")
         _positive(self, "probe_c")
         _whole(self, "seed", 0)
         if self.readout_layer is not None and self.lora_layers is not None and self.lora_layers > self.readout_layer:

@@ -13,7 +13,7 @@ from shieldkit.classifiers.registry import DEFAULT_POLICIES, default_policy
 # The settings every default policy is trained with (fixed, so retraining reproduces the committed folders). They
 # are not the library defaults: on these small, hard-negative-heavy sets the fold "soup" with 8 epochs over-fired on
 # XSTest's safe prompts (dangerous: 78 % false positives against 33 % for a refit with 4 epochs; BENCHMARKS.md).
-DEFAULT_TRAINING = TrainingConfig(epochs=4, learning_rate=1e-3, final_model="refit", seed=0)
+DEFAULT_TRAINING = TrainingConfig(epochs=4, learning_rate=1e-3, final_model="refit", threshold_rule="f1", seed=0)
 
 
 def train_defaults(runtime, names: Sequence[str] | None = None, out_dir: str | Path | None = None) -> Iterator:

@@ -24,7 +24,7 @@ import torch
 from shieldkit.classifiers import stack
 from shieldkit.classifiers.config import TrainingConfig
 from shieldkit.classifiers.data import LabeledData, from_pairs, load_examples
-from shieldkit.classifiers.evaluation import best_f1_threshold, binary_metrics, fit_platt
+from shieldkit.classifiers.evaluation import THRESHOLD_RULES, binary_metrics, fit_platt
 from shieldkit.classifiers.gemma import ClassifierCard, GemmaClassifier, PolicyHead, attach_lora, pad_batch
 from shieldkit.classifiers.storage import ADAPTER_DTYPE
 from shieldkit.errors import ConfigError, DataError
@@ -84,7 +84,7 @@ def train_classifier(
     _round_adapter(network)
     calibration = fit_platt(held_out, prepared.labels)
     held_out_p = calibration.apply(torch.tensor(held_out)).numpy()
-    threshold = best_f1_threshold(held_out_p, prepared.labels)
+    threshold = THRESHOLD_RULES[config.threshold_rule](held_out_p, prepared.labels)
     metrics = {
         "cross_validated": binary_metrics(prepared.labels, held_out_p, threshold),
         "uncalibrated_ece": binary_metrics(prepared.labels, 1 / (1 + np.exp(-held_out)), 0.5)["ece"],
