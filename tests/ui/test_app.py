@@ -1,5 +1,6 @@
 """Streamlit AppTest drives every tab of the debugger on the tiny model."""
 
+import pytest
 import shieldkit_test_toy_classifier as toy  # registered by conftest.py
 
 from shieldkit.ui.classifier_source import PROVIDED_KEY
