@@ -123,7 +123,7 @@ def sequential_latency(bases: dict[str, str], requests: int) -> tuple[dict[str, 
     finally:
         for client in clients.values():
             client.close()
-    return times
+    return times, refused
 
 
 def first_token_ms(base: str, repeats: int) -> dict[str, float]:
