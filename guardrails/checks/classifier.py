@@ -6,6 +6,7 @@ All classifier checks share one :class:`~shieldkit.guardrails.batcher.MicroBatch
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -25,6 +26,25 @@ class ClassifierConfig(CheckConfig):
                 f"must be between 0 and 1, got {self.threshold!r}")
 
 
+# What a classifier reads in place of a redaction placeholder. The classifiers never saw "<EMAIL_1>" in training and
+# read such markup as injected instructions (prompt_injection fired on "Reply to <EMAIL_1> about her card
+# <CREDIT_CARD_1>."), so they get a plausible made-up value of the same type; other labels become their name.
+SURROGATES = {
+    "EMAIL": "sam@example.com",
+    "PHONE": "555-0100",
+    "CREDIT_CARD": "4000 0000 0000 0002",
+    "IBAN": "GB00 TEST 0000 0000 0000 00",
+    "IP_ADDRESS": "192.0.2.1",
+    "US_SSN": "000-00-0000",
+}
+PLACEHOLDER = re.compile(r"<([A-Z][A-Z0-9_]*)_\d+>")
+
+
+def natural(text: str) -> str:
+    """``text`` with every redaction placeholder replaced by a surrogate value (what the classifiers read)."""
+    return PLACEHOLDER.sub(lambda m: SURROGATES.get(m.group(1), m.group(1).lower().replace("_", " ")), text)
+
+
 class ClassifierScanner:
     def __init__(self, config: ClassifierConfig, context: BuildContext) -> None:
         if context.scorer is None:
@@ -34,7 +54,7 @@ class ClassifierScanner:
         self.threshold = config.threshold
 
     async def scan(self, texts: Sequence[str]) -> list[ScanResult]:
-        scores, calibrated = await self.scorer.score(texts, self.ref)
+        scores, calibrated = await self.scorer.score([natural(text) for text in texts], self.ref)
         cut = calibrated if self.threshold is None else self.threshold
         return [ScanResult(score=s, fired=s >= cut, threshold=cut) for s in scores]
 

@@ -184,3 +184,12 @@ def test_an_unloadable_classifier_check_with_on_error_allow_starts_loudly(tmp_pa
     app = create_app(ProxySettings.create(policy=policy, upstream="http://127.0.0.1:9/v1", audit=False))
     assert "no_such_policy" in app.state.services.classifier_plan.unavailable
     assert any("UNAVAILABLE" in r.message and "default/input/c" in r.message for r in caplog.records)
+
+
+def test_classifiers_read_surrogate_values_instead_of_placeholders():
+    from shieldkit.guardrails.checks.classifier import natural
+
+    assert natural("Reply to <EMAIL_1> about <CREDIT_CARD_1>, not <EMAIL_12>.") == (
+        "Reply to sam@example.com about 4000 0000 0000 0002, not sam@example.com.")
+    assert natural("key <SECRET_1> and <ACCOUNT_ID_2>; <email_1> and <EMAIL> stay") == (
+        "key secret and account id; <email_1> and <EMAIL> stay")
