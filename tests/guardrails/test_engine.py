@@ -44,7 +44,8 @@ async def test_redaction_flags_and_thresholds(tmp_path, fakes):
     guard, bank = guard_with_bank(tmp_path, fakes)
     verdict = await guard.run(["mail me: a@b.co, code 42, beta stabbing"], Vault())
     assert verdict.texts == ["mail me: <EMAIL_1>, <CODE_1>, beta stabbing"]
-    assert bank.calls[0][0] == verdict.texts  # classifiers judge what the model would see
+    # classifiers judge what the model would see, with surrogate values in place of the placeholders
+    assert bank.calls[0][0] == ["mail me: sam@example.com, code, beta stabbing"]
     assert verdict.changed and verdict.flagged == ["shadow"]
     violence = next(o for o in verdict.outcomes if o.name == "violence")
     assert violence.score == pytest.approx(0.97) and violence.threshold == 0.9 and violence.fired
