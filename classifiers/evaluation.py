@@ -26,40 +26,33 @@ def fit_platt(z: Sequence[float], labels: Sequence[int]) -> Calibration:
     return Calibration(slope=max(slope, 1e-3), intercept=float(fit.intercept_[0]))
 
 
-def best_f1_threshold(probabilities: Sequence[float], labels: Sequence[int]) -> float:
-    """The threshold that maximises F1 on these scores: midway between the last flagged and first passed score."""
+def _best_cut(probabilities: Sequence[float], labels: Sequence[int], objective) -> float:
+    """The threshold maximising ``objective(true_pos, false_pos, positives, negatives)`` over the cuts after each
+    score (descending; the first, i.e. strictest, on ties): midway between the last flagged and first passed score."""
     p = np.asarray(probabilities, dtype=np.float64)
     y = np.asarray(labels)
     order = np.argsort(-p, kind="stable")
     p_sorted, y_sorted = p[order], y[order]
-    true_pos = np.cumsum(y_sorted)
-    flagged = np.arange(1, len(p) + 1)
-    f1 = 2 * true_pos / (flagged + y.sum())
+    true_pos, false_pos = np.cumsum(y_sorted), np.cumsum(1 - y_sorted)
+    value = objective(true_pos, false_pos, int(y.sum()), int(len(y) - y.sum()))
     distinct = np.r_[p_sorted[1:] < p_sorted[:-1], True]  # only cut between different scores
-    f1 = np.where(distinct, f1, -1.0)
-    best = int(np.argmax(f1))
+    best = int(np.argmax(np.where(distinct, value, -np.inf)))
     if best + 1 < len(p_sorted):
         return float((p_sorted[best] + p_sorted[best + 1]) / 2)
     return float(p_sorted[best] / 2)
+
+
+def best_f1_threshold(probabilities: Sequence[float], labels: Sequence[int]) -> float:
+    """The threshold that maximises F1 on these scores."""
+    return _best_cut(probabilities, labels, lambda tp, fp, pos, neg: 2 * tp / (tp + fp + pos))
 
 
 def best_youden_threshold(probabilities: Sequence[float], labels: Sequence[int]) -> float:
-    """The threshold that maximises Youden's J = TPR - FPR on these scores (the highest such cut on ties), midway
-    between the last flagged and first passed score. Unlike F1 it never favours flagging everything: on balanced
-    few-shot data "all violating" already scores F1 = 2/3, and a noisy fold then picks a near-zero threshold."""
-    p = np.asarray(probabilities, dtype=np.float64)
-    y = np.asarray(labels)
-    order = np.argsort(-p, kind="stable")
-    p_sorted, y_sorted = p[order], y[order]
-    true_pos = np.cumsum(y_sorted)
-    false_pos = np.cumsum(1 - y_sorted)
-    youden = np.round(true_pos / max(1, y.sum()) - false_pos / max(1, len(y) - y.sum()), 12)  # exact ties stay ties
-    distinct = np.r_[p_sorted[1:] < p_sorted[:-1], True]  # only cut between different scores
-    youden = np.where(distinct, youden, -np.inf)
-    best = int(np.argmax(youden))
-    if best + 1 < len(p_sorted):
-        return float((p_sorted[best] + p_sorted[best + 1]) / 2)
-    return float(p_sorted[best] / 2)
+    """The threshold that maximises Youden's J = TPR - FPR on these scores. Unlike F1 it never favours flagging
+    everything: on balanced few-shot data "all violating" already scores F1 = 2/3, and a noisy fold then picks a
+    near-zero threshold."""
+    return _best_cut(probabilities, labels,  # rounded so that exact ties stay ties despite float noise
+                     lambda tp, fp, pos, neg: np.round(tp / max(1, pos) - fp / max(1, neg), 12))
 
 
 # How a classifier's threshold is chosen from its cross-validated probabilities (TrainingConfig.threshold_rule).
