@@ -13,8 +13,9 @@ Names are imported lazily, so ``import shieldkit.classifiers`` does not import t
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from shieldkit.lazy import lazy_exports
 
 from shieldkit.classifiers.registry import DEFAULT_POLICIES
 
@@ -61,7 +62,4 @@ if TYPE_CHECKING:
     from shieldkit.classifiers.training import train_classifier
 
 
-def __getattr__(name: str):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'shieldkit.classifiers' has no attribute {name!r}")
-    return getattr(importlib.import_module(_EXPORTS[name]), name)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

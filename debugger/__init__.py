@@ -16,8 +16,9 @@ the classifier's violation score); negative means it lowered it. Names are impor
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from shieldkit.lazy import lazy_exports
 
 _EXPORTS = {
     "SIGN_CONVENTION": "shieldkit.debugger.base",
@@ -60,7 +61,4 @@ if TYPE_CHECKING:
     from shieldkit.debugger.tokens import Document, build_document
 
 
-def __getattr__(name: str):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'shieldkit.debugger' has no attribute {name!r}")
-    return getattr(importlib.import_module(_EXPORTS[name]), name)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -8,8 +8,9 @@ Names are imported lazily; nothing is built at import time.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from shieldkit.lazy import lazy_exports
 
 _EXPORTS = {
     "create_app": "shieldkit.guardrails.app",
@@ -25,7 +26,4 @@ if TYPE_CHECKING:
     from shieldkit.guardrails.settings import ProxySettings
 
 
-def __getattr__(name: str):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'shieldkit.guardrails' has no attribute {name!r}")
-    return getattr(importlib.import_module(_EXPORTS[name]), name)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -81,6 +81,13 @@ class ChatRequest(_Strict):
         return value
 
 
+def _non_empty_texts(value: str | list[str]) -> str | list[str]:
+    texts = [value] if isinstance(value, str) else value
+    if not texts or not all(t.strip() for t in texts):
+        raise ValueError("must be a non-empty string or a non-empty list of non-empty strings")
+    return value
+
+
 class ModerationRequest(_Strict):
     input: str | list[str]
     model: str | None = None
@@ -88,10 +95,7 @@ class ModerationRequest(_Strict):
     @field_validator("input")
     @classmethod
     def _texts(cls, value: str | list[str]) -> str | list[str]:
-        texts = [value] if isinstance(value, str) else value
-        if not texts or not all(t.strip() for t in texts):
-            raise ValueError("must be a non-empty string or a non-empty list of non-empty strings")
-        return value
+        return _non_empty_texts(value)
 
 
 class CheckRequest(_Strict):
@@ -102,10 +106,7 @@ class CheckRequest(_Strict):
     @field_validator("text")
     @classmethod
     def _texts(cls, value: str | list[str]) -> str | list[str]:
-        texts = [value] if isinstance(value, str) else value
-        if not texts or not all(t.strip() for t in texts):
-            raise ValueError("must be a non-empty string or a non-empty list of non-empty strings")
-        return value
+        return _non_empty_texts(value)
 
 
 def decode_json(raw: bytes) -> dict[str, Any]:

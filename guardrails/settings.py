@@ -5,11 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from shieldkit.errors import ConfigError
-from shieldkit.model.settings import ModelSettings, describe_validation_error
+from shieldkit.model.settings import ModelSettings, build_settings
 
 
 def default_audit_path() -> Path:
@@ -63,8 +62,4 @@ class ProxySettings(BaseSettings):
     @classmethod
     def create(cls, **values: object) -> ProxySettings:
         """Build settings, turning validation failures into one ConfigError naming each bad field."""
-        clean = {key: value for key, value in values.items() if value is not None}
-        try:
-            return cls(**clean)
-        except ValidationError as exc:
-            raise ConfigError(describe_validation_error(exc, prefix="SHIELDKIT_PROXY_")) from None
+        return build_settings(cls, values, prefix="SHIELDKIT_PROXY_")

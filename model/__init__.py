@@ -10,8 +10,9 @@ Names are imported lazily, so ``import shieldkit.model`` does not import torch.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from shieldkit.lazy import lazy_exports
 
 _EXPORTS = {
     "GemmaRuntime": "shieldkit.model.runtime",
@@ -38,7 +39,4 @@ if TYPE_CHECKING:
     from shieldkit.model.settings import EMBEDDED, TINY, ModelSettings
 
 
-def __getattr__(name: str):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'shieldkit.model' has no attribute {name!r}")
-    return getattr(importlib.import_module(_EXPORTS[name]), name)
+__getattr__ = lazy_exports(__name__, _EXPORTS)

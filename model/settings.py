@@ -58,11 +58,16 @@ class ModelSettings(BaseSettings):
     @classmethod
     def create(cls, **values: object) -> ModelSettings:
         """Build settings, turning validation failures into one ConfigError that names each bad field."""
-        clean = {key: value for key, value in values.items() if value is not None}
-        try:
-            return cls(**clean)
-        except ValidationError as exc:
-            raise ConfigError(describe_validation_error(exc, prefix="SHIELDKIT_")) from None
+        return build_settings(cls, values, prefix="SHIELDKIT_")
+
+
+def build_settings(cls, values: dict[str, object], prefix: str):
+    """``cls(**values)`` without the ``None`` values (so the environment and defaults apply), or one ConfigError
+    naming each bad field (as its environment variable, ``prefix`` + name)."""
+    try:
+        return cls(**{key: value for key, value in values.items() if value is not None})
+    except ValidationError as exc:
+        raise ConfigError(describe_validation_error(exc, prefix=prefix)) from None
 
 
 def describe_validation_error(exc: ValidationError, prefix: str = "") -> str:
