@@ -31,6 +31,6 @@ test: install browser
 bench: install
 	HF_HUB_OFFLINE=1 $(BIN)/python bench/runtime.py
 
-# Retrain the committed default policy classifiers from classifiers/policies/*/examples.jsonl (~7 min on 2 cores).
+# Retrain the safety model and the default policy heads from ../shared/data/training + the team examples (~45 min on 2 cores).
 policies: install
 	HF_HUB_OFFLINE=1 flock /tmp/shieldkit-cpu.lock $(BIN)/shieldkit train-defaults

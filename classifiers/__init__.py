@@ -1,11 +1,11 @@
-"""Few-shot safety classifiers: LoRA-tuned Gemma from a handful of labelled examples.
+"""Safety classifiers: one shared LoRA-adapted Gemma (the safety model) read out by a small head per policy.
 
     from shieldkit.classifiers import load_bank, load_classifier, train_classifier
 
-    hate = load_classifier("hate", runtime)                 # a committed default policy, loads in seconds
-    bank = load_bank(None, runtime)                          # all DEFAULT_POLICIES, one shared trunk forward
+    hate = load_classifier("hate", runtime)                 # a committed default policy, loads in a second
+    bank = load_bank(None, runtime)                          # all DEFAULT_POLICIES: one adapted pass per text
     bank.score(["some text"], ["hate", "violence"])          # {policy: [probability]}
-    mine = train_classifier("examples.csv", runtime, policy="spoilers", description="...")
+    mine = train_classifier("examples.csv", runtime, policy="spoilers", description="...")   # a new head
     mine.save("spoilers-classifier/")
 
 Names are imported lazily, so ``import shieldkit.classifiers`` does not import torch.
@@ -23,13 +23,15 @@ _EXPORTS = {
     "load_classifier": "shieldkit.classifiers.registry",
     "load_bank": "shieldkit.classifiers.registry",
     "default_policy": "shieldkit.classifiers.registry",
+    "load_safety_model": "shieldkit.classifiers.registry",
     "train_classifier": "shieldkit.classifiers.training",
     "TrainingConfig": "shieldkit.classifiers.config",
     "load_examples": "shieldkit.classifiers.data",
     "from_pairs": "shieldkit.classifiers.data",
     "LabeledData": "shieldkit.classifiers.data",
     "Example": "shieldkit.classifiers.data",
-    "GemmaClassifier": "shieldkit.classifiers.gemma",
+    "HeadClassifier": "shieldkit.classifiers.safety",
+    "SafetyModel": "shieldkit.classifiers.safety",
     "GemmaBank": "shieldkit.classifiers.bank",
     "binary_metrics": "shieldkit.classifiers.evaluation",
     "SafetyClassifier": "shieldkit.classifiers.base",
@@ -57,8 +59,8 @@ if TYPE_CHECKING:
     from shieldkit.classifiers.config import TrainingConfig
     from shieldkit.classifiers.data import Example, LabeledData, from_pairs, load_examples
     from shieldkit.classifiers.evaluation import binary_metrics
-    from shieldkit.classifiers.gemma import GemmaClassifier
-    from shieldkit.classifiers.registry import default_policy, load_bank, load_classifier
+    from shieldkit.classifiers.registry import default_policy, load_bank, load_classifier, load_safety_model
+    from shieldkit.classifiers.safety import HeadClassifier, SafetyModel
     from shieldkit.classifiers.training import train_classifier
 
 

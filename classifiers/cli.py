@@ -14,8 +14,8 @@ from shieldkit.model.cli import add_model_arguments, settings_from_args
 def register(subparsers: argparse._SubParsersAction) -> None:
     train = subparsers.add_parser(
         "train", help="train a few-shot safety classifier from labelled examples",
-        description="Train a LoRA classifier on Gemma from a CSV/JSONL file with text and label columns "
-        "(1 = violates the policy, 0 = allowed) and save it as a folder.",
+        description="Fit a new policy head on the shared safety model from a CSV/JSONL file with text and label "
+        "columns (1 = violates the policy, 0 = allowed; 16-100 examples are enough) and save it as a folder.",
     )
     train.add_argument("--data", required=True, metavar="FILE", help="CSV or JSONL with text and label")
     train.add_argument("--policy", required=True, metavar="NAME", help="the policy's name, e.g. spoilers")
@@ -23,6 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--out", required=True, metavar="DIR", help="folder to save the classifier in")
     _add_training_arguments(train)
     _add_column_arguments(train)
+    _add_safety_argument(train)
     add_model_arguments(train)
     train.set_defaults(handler=run_train)
 
@@ -34,6 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     classify.add_argument("texts", nargs="*", metavar="TEXT", help="texts to score (default: read stdin)")
     classify.add_argument("--classifier", required=True, metavar="DIR|NAME", help="a saved folder or a default policy")
     classify.add_argument("--threshold", type=float, help="override the classifier's calibrated threshold")
+    _add_safety_argument(classify)
     add_model_arguments(classify)
     classify.set_defaults(handler=run_classify)
 
@@ -46,35 +48,48 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--threshold", type=float, help="override the classifier's calibrated threshold")
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
     evaluate.add_argument("--plot", metavar="FILE.png", help="write a precision-recall and calibration plot")
+    evaluate.add_argument("--card", metavar="FILE.md", help="write a classifier card (intended use, data, metrics, limits)")
     _add_column_arguments(evaluate)
+    _add_safety_argument(evaluate)
     add_model_arguments(evaluate)
     evaluate.set_defaults(handler=run_eval)
 
     defaults = subparsers.add_parser(
-        "train-defaults", help="retrain the default policies from their committed examples",
-        description="Retrain the default policy classifiers (hate, harassment, ...) from classifiers/policies/*/"
-        "examples.jsonl into their committed folders (or --out-dir).",
+        "train-defaults", help="retrain the safety model and the default policies",
+        description="Retrain the shared safety model and the default policy heads (hate, harassment, ...) from "
+        "../shared/data/training and classifiers/policies/*/examples.jsonl into the package (or --out-dir). "
+        "About 45 minutes on 2 CPU cores; the frozen layers' states are kept in the model cache, so a rerun on "
+        "the same corpus takes about 25.",
     )
-    defaults.add_argument("--policy", action="append", metavar="NAME", help="only this policy (repeatable)")
-    defaults.add_argument("--out-dir", metavar="DIR", help="write <DIR>/<policy>/ instead of the package folders")
+    defaults.add_argument("--data-root", metavar="DIR", help="the public data folder (default: $SHIELDKIT_DATA, "
+                          "else ../shared/data beside the project)")
+    defaults.add_argument("--out-dir", metavar="DIR", help="write <DIR>/safety_model and <DIR>/<policy> instead of "
+                          "the package folders")
     add_model_arguments(defaults)
     defaults.set_defaults(handler=run_train_defaults)
 
 
 def _add_training_arguments(parser: argparse.ArgumentParser) -> None:
-    from shieldkit.classifiers.config import FINAL_MODELS, THRESHOLD_RULE_NAMES, TrainingConfig
+    from shieldkit.classifiers.config import THRESHOLD_RULE_NAMES, TrainingConfig
 
     default = TrainingConfig()
     group = parser.add_argument_group("training")
-    group.add_argument("--epochs", type=int, help=f"passes over the data (default {default.epochs})")
-    group.add_argument("--lr", type=float, help=f"LoRA learning rate (default {default.learning_rate:g})")
-    group.add_argument("--rank", type=int, help=f"LoRA rank (default {default.rank})")
-    group.add_argument("--seed", type=int, help=f"seed for LoRA init, folds and batch order (default {default.seed})")
+    group.add_argument("--seed", type=int, help=f"seed for the fold splits (default {default.seed})")
     group.add_argument("--folds", type=int, help=f"cross-validation folds for threshold and calibration (default {default.cv_folds})")
-    group.add_argument("--final", choices=FINAL_MODELS, help=f"final model: average of the fold models or a refit on all "
-                       f"examples (default {default.final_model})")
+    group.add_argument("--c", type=float, help="inverse L2 strength of the head (default: chosen by cross-validation)")
     group.add_argument("--threshold-rule", choices=THRESHOLD_RULE_NAMES,
                        help=f"how cross-validated scores set the threshold (default {default.threshold_rule})")
+
+
+def _add_safety_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--safety-model", metavar="DIR", help="a safety model folder (default: the committed one, "
+                        "trained on the embedded Gemma)")
+
+
+def _safety(args: argparse.Namespace, runtime):
+    from shieldkit.classifiers.registry import load_safety_model
+
+    return load_safety_model(runtime, args.safety_model)
 
 
 def _add_column_arguments(parser: argparse.ArgumentParser) -> None:
@@ -85,8 +100,7 @@ def _add_column_arguments(parser: argparse.ArgumentParser) -> None:
 def _training_config(args: argparse.Namespace):
     from shieldkit.classifiers.config import TrainingConfig
 
-    values = {"epochs": args.epochs, "learning_rate": args.lr, "rank": args.rank, "seed": args.seed, "cv_folds": args.folds,
-              "final_model": args.final, "threshold_rule": args.threshold_rule}
+    values = {"seed": args.seed, "cv_folds": args.folds, "c": args.c, "threshold_rule": args.threshold_rule}
     return TrainingConfig(**{key: value for key, value in values.items() if value is not None})
 
 
@@ -105,7 +119,8 @@ def run_train(args: argparse.Namespace) -> int:
     for note in data.duplicates:
         print(f"shieldkit: duplicate: {data.source}: {note}", file=sys.stderr)
     runtime = _runtime(args)
-    classifier = train_classifier(data, runtime, policy=args.policy, description=args.description, config=config)
+    classifier = train_classifier(data, runtime, policy=args.policy, description=args.description, config=config,
+                                  safety=_safety(args, runtime))
     classifier.save(args.out)
     cv = classifier.card.metrics["cross_validated"]
     print(
@@ -150,7 +165,8 @@ def run_classify(args: argparse.Namespace) -> int:
     texts = list(args.texts) if args.texts else _read_stdin_texts()
     if not texts:
         raise DataError("no texts: give TEXT arguments or JSON lines on stdin")
-    classifier = load_classifier(args.classifier, _runtime(args))
+    runtime = _runtime(args)
+    classifier = load_classifier(args.classifier, runtime, safety=_safety(args, runtime))
     for text, decision in zip(texts, decide(classifier, texts, args.threshold)):
         print(json.dumps({"policy": decision.policy, "score": round(decision.score, 6), "threshold": round(decision.threshold, 6),
                           "flagged": decision.flagged, "text": text}, ensure_ascii=False))
@@ -164,28 +180,42 @@ def run_eval(args: argparse.Namespace) -> int:
 
     resolve(args.classifier)
     data = load_examples(args.data, text_column=args.text_column, label_column=args.label_column)
-    classifier = load_classifier(args.classifier, _runtime(args))
+    runtime = _runtime(args)
+    classifier = load_classifier(args.classifier, runtime, safety=_safety(args, runtime))
     threshold = classifier.threshold if args.threshold is None else args.threshold
     scores = classifier.score(data.texts)
     metrics = binary_metrics(data.labels, scores, threshold)
     metrics["policy"] = classifier.name
     if args.plot:
         plot_curves(data.labels, scores, threshold, args.plot, f"{classifier.name} on {Path(args.data).name}")
+    if args.card:
+        from shieldkit.classifiers.cards import write_card
+
+        write_card(classifier, args.card, {Path(args.data).name: metrics})
     if args.json:
         print(json.dumps(metrics))
     else:
         print(format_report(metrics, f"{classifier.name} on {args.data}"))
         if args.plot:
             print(f"  plot       {args.plot}")
+        if args.card:
+            print(f"  card       {args.card}")
     return 0
 
 
 def run_train_defaults(args: argparse.Namespace) -> int:
+    import os
+
     from shieldkit.classifiers.defaults import train_defaults
 
+    data_root = args.data_root or os.environ.get("SHIELDKIT_DATA") or str(Path(__file__).resolve().parents[1] / ".." / "shared" / "data")
+    settings = settings_from_args(args)
     runtime = _runtime(args)
-    for name, classifier, folder in train_defaults(runtime, args.policy, args.out_dir):
-        cv = classifier.card.metrics["cross_validated"]
-        print(f"{name}: saved to {folder} (threshold {classifier.threshold:.3f}, cross-validated F1 {cv['f1']:.3f}, "
-              f"ROC-AUC {_num(cv['roc_auc'])}, {classifier.card.metrics['seconds']:.0f} s)")
+    safety, heads, folders = train_defaults(runtime, data_root, args.out_dir,
+                                            cache_dir=settings.resolved_cache_dir() / "trunk-states")
+    print(f"safety model: saved to {folders['safety model']} ({safety.card.metrics['seconds']:.0f} s)")
+    for name, classifier in heads.items():
+        m = classifier.card.metrics
+        print(f"{name}: saved to {folders[name]} (threshold {classifier.threshold:.3f}; held-out recall {m['recall']:.3f}, "
+              f"ROC-AUC {_num(m['roc_auc'])}, PR-AUC {_num(m['pr_auc'])})")
     return 0

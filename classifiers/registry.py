@@ -1,8 +1,10 @@
-"""Finding classifiers: the committed default policies by name, saved folders by path.
+"""Finding classifiers: the committed default policies by name, saved folders by path, and the safety model
+they all read.
 
-Each default policy is a folder ``policies/<name>/`` holding ``policy.json`` (name and description),
-``examples.jsonl`` (the team-written examples) and ``classifier/`` (the trained classifier, committed so the proxy
-starts without training). ``shieldkit train-defaults`` (or ``make policies``) retrains them reproducibly.
+The shared safety model is committed in ``safety_model/``. Each default policy is a folder ``policies/<name>/``
+holding ``policy.json`` (name and description), ``examples.jsonl`` (the team-written examples, trained on beside
+the public sets) and ``classifier/`` (its head on the safety model). ``shieldkit train-defaults`` (or
+``make policies``) retrains the safety model and every default head reproducibly.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pathlib import Path
 from shieldkit.errors import ConfigError
 
 POLICY_ROOT = Path(__file__).parent / "policies"
+SAFETY_ROOT = Path(__file__).parent / "safety_model"
 DEFAULT_POLICIES: tuple[str, ...] = (
     "hate",
     "harassment",
@@ -62,24 +65,40 @@ def resolve(ref: str | os.PathLike) -> Path:
     )
 
 
-def load_classifier(ref: str | os.PathLike, runtime):
-    """A default policy name (e.g. ``"hate"``) or a saved folder -> a classifier on ``runtime``."""
-    from shieldkit.classifiers.storage import load_saved
+def load_safety_model(runtime, folder: str | os.PathLike | None = None):
+    """The safety model every classifier head reads (default: the committed one), on ``runtime``."""
+    from shieldkit.classifiers.storage import load_safety
 
-    return load_saved(resolve(ref), runtime)
+    folder = Path(folder) if folder is not None else SAFETY_ROOT
+    if not (folder / "safety.json").is_file():
+        raise ConfigError(f"no safety model at {folder}; run `shieldkit train-defaults`")
+    return load_safety(folder, runtime)
 
 
-def load_bank(refs: Sequence[str | os.PathLike] | None, runtime):
-    """Several classifiers sharing ``runtime`` (default: every default policy), keyed by policy name."""
+def load_classifier(ref: str | os.PathLike, runtime, safety=None):
+    """A default policy name (e.g. ``"hate"``) or a saved folder -> a classifier on ``runtime``.
+
+    ``safety``: the safety model to put the head on (default: the committed one, loaded now)."""
+    from shieldkit.classifiers.storage import load_head
+
+    folder = resolve(ref)
+    return load_head(folder, safety if safety is not None else load_safety_model(runtime))
+
+
+def load_bank(refs: Sequence[str | os.PathLike] | None, runtime, safety=None):
+    """Several classifiers sharing one safety model on ``runtime`` (default: every default policy), by policy."""
     from shieldkit.classifiers.bank import GemmaBank
+    from shieldkit.classifiers.storage import load_head
 
     if isinstance(refs, (str, os.PathLike)):
         refs = [refs]
     refs = list(DEFAULT_POLICIES if refs is None else refs)
+    folders = [resolve(ref) for ref in refs]  # a bad reference fails before anything loads
+    safety = safety if safety is not None else load_safety_model(runtime)
     classifiers = {}
-    for ref in refs:
-        classifier = load_classifier(ref, runtime)
+    for ref, folder in zip(refs, folders):
+        classifier = load_head(folder, safety)
         if classifier.name in classifiers:
             raise ConfigError(f"two classifiers for policy {classifier.name!r} in one bank ({ref!r} repeats it)")
         classifiers[classifier.name] = classifier
-    return GemmaBank(runtime, classifiers)
+    return GemmaBank(classifiers)

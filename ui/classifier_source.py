@@ -54,23 +54,20 @@ def default_policies() -> tuple[str, ...]:
 
 def default_policies_for(runtime: GemmaRuntime) -> tuple[tuple[str, ...], str | None]:
     """The default policies trained on this runtime's model, and (when some are not) a one-line note saying why
-    they are not offered. Reads each policy's card only; nothing is loaded."""
-    from shieldkit.classifiers.registry import default_policy
-    from shieldkit.classifiers.storage import read_card
+    they are not offered. Reads the safety model's card only; nothing is loaded."""
+    from shieldkit.classifiers.registry import SAFETY_ROOT
+    from shieldkit.classifiers.storage import read_safety_card
 
-    usable, other_bases = [], set()
-    for name in default_policies():
-        base = read_card(default_policy(name).classifier).base_model
-        if base.get("fingerprint") == runtime.info.fingerprint:
-            usable.append(name)
-        else:
-            other_bases.add(str(base.get("name")))
+    names = default_policies()
+    base = read_safety_card(SAFETY_ROOT).base_model if names else {}
+    if base.get("fingerprint") == runtime.info.fingerprint:
+        return tuple(names), None
     note = None
-    if other_bases:
-        note = (f"The default policies were trained on {', '.join(sorted(other_bases))}; this session runs "
+    if names:
+        note = (f"The default policies were trained on {base.get('name')}; this session runs "
                 f"{runtime.info.name!r}, so they are not offered. Use a classifier folder trained on this model "
                 "(`shieldkit train --model ...`).")
-    return tuple(usable), note
+    return (), note
 
 
 def load(ref: str, runtime: GemmaRuntime) -> SafetyClassifier:

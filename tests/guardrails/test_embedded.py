@@ -89,3 +89,18 @@ def test_the_default_policy_on_the_embedded_gemma(make_proxy, real_runtime):
     assert decisions[:5] == [("input", "allow"), ("output", "allow"), ("input", "block"), ("input", "block"),
                              ("input", "redact")]
     assert decisions[5][0] == "output" and len(decisions) == 6  # the 270M's answer may itself need redaction
+
+
+@pytest.mark.real_model
+def test_hello_there_reaches_the_model_under_the_default_policy(make_proxy, real_runtime):
+    """The default classifiers once refused "hello there" (hate 0.875); every one is enforced now."""
+    from shieldkit.guardrails.policy import default_policy_path
+
+    proxy = make_proxy(default_policy_path().read_text(), runtime=real_runtime, embedded=True)
+    client = proxy.client()
+    for greeting in ("hello there", "Hello there!", "I love sunny days at the beach with my kids."):
+        reply = client.chat.completions.create(model="gemma-3-270m", max_tokens=8, temperature=0,
+                                               messages=[{"role": "user", "content": greeting}])
+        assert reply.choices[0].finish_reason in ("stop", "length", "content_filter")
+    checked = proxy.post("/v1/check", json={"text": ["hello there", "hi", "thanks!"], "direction": "input"}).json()
+    assert checked["decision"] == "allow", checked
