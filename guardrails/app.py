@@ -16,8 +16,10 @@ from shieldkit import __version__
 from shieldkit.guardrails.api_errors import ApiError, InternalError, InvalidRequest
 from shieldkit.guardrails.classifier_api import BankLoader
 from shieldkit.guardrails.middleware import RequestContext
+from shieldkit.guardrails.openapi import install_openapi
 from shieldkit.guardrails.policy import load_policy_file
 from shieldkit.guardrails.routers import ROUTERS
+from shieldkit.guardrails.schemas import REQUEST_MODELS
 from shieldkit.guardrails.services import Services
 from shieldkit.guardrails.settings import ProxySettings
 
@@ -50,6 +52,7 @@ def create_app(settings: ProxySettings | None = None, *, runtime: GemmaRuntime |
     app.state.services = services
     for router in ROUTERS:
         app.include_router(router)
+    install_openapi(app, REQUEST_MODELS, max_items=settings.max_messages, keys=bool(services.keys))
     install_error_handlers(app)
     app.add_middleware(RequestContext, metrics=services.metrics)
     return app

@@ -1,10 +1,14 @@
 """Runs the ordered checks of one policy direction over a request's texts and decides.
 
-Two phases. First the ``redact`` checks, in policy order, each on the text the previous one left (as in llm-guard):
-their matches become typed placeholders. Then every other check runs on that redacted text -- what the model will
-see -- all at once, so the audit log gets every score and all classifier checks share one bank call. The decision,
-in policy order: the first check that fired with ``action: block``, or that failed with ``on_error: block``,
-blocks; fired ``flag`` checks are only recorded.
+Checks read the normalised view of the texts (invisible characters dropped, look-alike letters folded, messages
+of one role joined, ...; see guardrails/reading.py), the model gets the originals. Two phases. First the
+``redact`` checks, in policy order, each on the text the previous one left (as in llm-guard): their matches --
+found in the original or in the view, and mapped back to the original -- become typed placeholders. Then every
+other check runs on that redacted text -- what the model will see -- all at once, so the audit log gets every
+score and all classifier checks share one bank call. Last, the redact checks look again at the final text: a match
+still there (redaction could not remove it) blocks the request, so nothing a redact check finds reaches the model.
+The decision, in policy order: the first check that fired with ``action: block``, that failed with
+``on_error: block``, or that left a match unredacted, blocks; fired ``flag`` checks are only recorded.
 """
 
 from __future__ import annotations
@@ -13,10 +17,11 @@ import asyncio
 import logging
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal, Protocol
 
-from shieldkit.guardrails.checks.base import CheckConfig, CheckUnavailable, Finding, ScanResult, Scanner
+from shieldkit.guardrails.checks.base import CheckConfig, CheckUnavailable, Finding, Reads, Scanner
+from shieldkit.guardrails.reading import Reading
 from shieldkit.guardrails.vault import Vault
 
 log = logging.getLogger("shieldkit.guardrails")
@@ -27,6 +32,7 @@ Direction = Literal["input", "output"]
 class Check:
     config: CheckConfig
     scanner: Scanner
+    reads: Reads = "both"  # the kind's: normalised views, original texts, or both
 
 
 @dataclass
@@ -42,14 +48,16 @@ class CheckOutcome:
     latency_ms: float
     findings: list[tuple[Finding, ...]] = field(default_factory=list, repr=False)  # per text
     restore: bool = False
+    residual: bool = False  # a redact check still matched the redacted text: blocks whatever the action
 
     @property
     def outcome(self) -> str:
-        return "error" if self.error else ("fired" if self.fired else "pass")
+        return "error" if self.error else ("fired" if self.fired or self.residual else "pass")
 
     @property
     def blocks(self) -> bool:
-        return (self.fired and self.action == "block") or (self.error is not None and self.on_error == "block")
+        return (self.fired and self.action == "block") or (self.error is not None and self.on_error == "block") \
+            or self.residual
 
     def to_dict(self) -> dict:
         return {
@@ -58,6 +66,7 @@ class CheckOutcome:
             "latency_ms": round(self.latency_ms, 3), "error": self.error,
             "findings": [{"type": f.label, "start": f.start, "end": f.end, "text_index": i}
                          for i, found in enumerate(self.findings) for f in found],
+            **({"residual": True} if self.residual else {}),
         }
 
 
@@ -98,41 +107,55 @@ class Guard:
 
     async def run(self, texts: Sequence[str], vault: Vault, *, skip: Sequence[int] | None = None,
                   roles: Sequence[str] | None = None) -> Verdict:
-        """Check ``texts`` (``roles[i]``: the chat role of text i, for checks limited to some roles). ``skip[i]``
-        leading characters of text i were checked before (stream context): matches that end there are ignored, and
-        a match that starts there is redacted only from ``skip[i]`` on."""
+        """Check ``texts`` (``roles[i]``: the chat role of text i, for checks limited to some roles and for joining
+        consecutive messages of one role). ``skip[i]`` leading characters of text i were checked before (stream
+        context): matches that end there are ignored, and a match that starts there is redacted only from
+        ``skip[i]`` on."""
         started = time.perf_counter()
         skip = list(skip) if skip is not None else [0] * len(texts)
         current, changed = list(texts), False
+        reading = Reading(current, roles)
         outcomes: dict[int, CheckOutcome] = {}
-        for index, check in enumerate(self.checks):
-            if check.config.action == "redact":
-                outcomes[index] = outcome = await self._run_one(check, current, skip, roles)
-                if outcome.fired:
-                    current = [_redact(text, found, outcome.restore, vault) for text, found in zip(current, outcome.findings)]
-                    changed = True
+        redacting = [i for i, check in enumerate(self.checks) if check.config.action == "redact"]
+        for index in redacting:
+            outcomes[index] = outcome = await self._run_one(self.checks[index], reading, skip)
+            if outcome.fired:
+                current = [_redact(text, found, outcome.restore, vault) for text, found in zip(current, outcome.findings)]
+                changed = True
+                reading = Reading(current, roles)
         others = [i for i in range(len(self.checks)) if i not in outcomes]
-        results = await asyncio.gather(*(self._run_one(self.checks[i], current, skip, roles) for i in others))
+        results = await asyncio.gather(*(self._run_one(self.checks[i], reading, skip) for i in others))
         outcomes.update(zip(others, results))
+        if changed:
+            await self._recheck_redactions(redacting, outcomes, reading, skip)
         ordered = [outcomes[i] for i in range(len(self.checks))]
         if self.observer is not None:
             for outcome in ordered:
                 self.observer.check_done(self.direction, outcome)
         return Verdict(self.direction, current, ordered, (time.perf_counter() - started) * 1000, changed)
 
-    async def _run_one(self, check: Check, texts: Sequence[str], skip: list[int], roles: Sequence[str] | None) -> CheckOutcome:
+    async def _recheck_redactions(self, redacting: list[int], outcomes: dict[int, CheckOutcome], reading: Reading,
+                                  skip: list[int]) -> None:
+        """Scan the final text with every redact check again: what one still finds was not redacted."""
+        for index in redacting:
+            if outcomes[index].error is not None:
+                continue
+            again = await self._run_one(self.checks[index], reading, skip)
+            if again.error is not None:
+                outcomes[index] = replace(outcomes[index], error=again.error, score=None)
+            elif again.fired:
+                log.warning("redact check '%s' still matches the redacted text; blocking", again.name)
+                outcomes[index] = replace(outcomes[index], residual=True)
+
+    async def _run_one(self, check: Check, reading: Reading, skip: list[int]) -> CheckOutcome:
         config = check.config
         started = time.perf_counter()
-        error, results = None, []
-        every_text = not config.roles or roles is None
-        chosen = [i for i in range(len(texts)) if every_text or roles[i] in config.roles]
+        error, scanned = None, []
+        units = reading.units(check.reads, config.roles)
         try:
-            scanned = await _with_timeout(check.scanner.scan([texts[i] for i in chosen]), self.timeout_s) if chosen else []
-            if len(scanned) != len(chosen):
-                raise RuntimeError(f"returned {len(scanned)} results for {len(chosen)} texts")
-            results = [ScanResult(0.0, False)] * len(texts)
-            for index, result in zip(chosen, scanned):
-                results[index] = result
+            scanned = await _with_timeout(check.scanner.scan([u.text for u in units]), self.timeout_s) if units else []
+            if len(scanned) != len(units):
+                raise RuntimeError(f"returned {len(scanned)} results for {len(units)} texts")
         except asyncio.TimeoutError:
             error = f"timed out after {self.timeout_s:g} s"
             log.warning("check '%s' timed out (%s)", config.name, config.on_error)
@@ -145,14 +168,25 @@ class Guard:
         latency = (time.perf_counter() - started) * 1000
         if error is not None:
             return CheckOutcome(config.name, config.kind, config.action, config.on_error, None, None, False, error,
-                                latency, [() for _ in texts], config.restore)
-        kept = [_visible(result, s) for result, s in zip(results, skip)]
-        fired = any(kept_result.fired for kept_result in kept)
+                                latency, [() for _ in reading.texts], config.restore)
+        findings: list[set[Finding]] = [set() for _ in reading.texts]
+        score, fired, threshold = 0.0, False, None
+        for unit, result in zip(units, scanned):
+            located = [(message, Finding(max(start, skip[message]), end, f.label)) for f in result.findings
+                       for message, start, end in unit.locate(f.start, f.end) if end > skip[message]]
+            if result.findings and any(skip[m] for m in unit.messages):  # only matches reaching into new text count
+                unit_fired, unit_score = bool(located), 1.0 if located else 0.0
+            else:
+                unit_fired, unit_score = result.fired, result.score
+            for message, finding in located:
+                findings[message].add(finding)
+            score, fired = max(score, unit_score), fired or unit_fired
+            threshold = result.threshold if threshold is None else threshold
         return CheckOutcome(
-            config.name, config.kind, config.action, config.on_error,
-            max((r.score for r in kept), default=0.0), next((r.threshold for r in kept if r.threshold is not None), None),
-            fired, None, latency, [r.findings for r in kept], config.restore,
+            config.name, config.kind, config.action, config.on_error, score, threshold, fired, None, latency,
+            [tuple(sorted(found, key=lambda f: (f.start, f.end))) for found in findings], config.restore,
         )
+
 
 async def _with_timeout(awaitable, seconds: float):
     """``asyncio.timeout`` where available (3.11+: no extra task per check), else ``wait_for``."""
@@ -163,16 +197,12 @@ async def _with_timeout(awaitable, seconds: float):
 
 
 def _redact(text: str, findings: tuple[Finding, ...], restore: bool, vault: Vault) -> str:
-    spans: list[tuple[Finding, bool]] = []
-    for finding in sorted(findings, key=lambda f: f.start):
-        if not spans or finding.start >= spans[-1][0].end:  # overlapping matches of one check: the first wins
-            spans.append((finding, restore))
-    return vault.redact(text, spans)
-
-
-def _visible(result: ScanResult, skip: int) -> ScanResult:
-    """Drop findings that lie wholly in already-checked context; clip ones that reach into the new text."""
-    if not skip or not result.findings:
-        return result
-    kept = tuple(Finding(max(f.start, skip), f.end, f.label) for f in result.findings if f.end > skip)
-    return ScanResult(score=1.0 if kept else 0.0, fired=bool(kept), findings=kept, threshold=result.threshold)
+    """Overlapping matches (of the original and of the view) are redacted as their union, so no part is left."""
+    merged: list[Finding] = []
+    for finding in sorted(findings, key=lambda f: (f.start, f.end)):
+        if merged and finding.start < merged[-1].end:
+            last = merged[-1]
+            merged[-1] = Finding(last.start, max(last.end, finding.end), last.label)
+        else:
+            merged.append(finding)
+    return vault.redact(text, [(finding, restore) for finding in merged])

@@ -17,9 +17,9 @@ from shieldkit.guardrails.checks.registry import CheckRegistry
 
 def builtin_registry() -> CheckRegistry:
     """A fresh registry of the built-in kinds; extend it with ``.register(CheckKind(...))``."""
-    from shieldkit.guardrails.checks import classifier, pii, regex, words
+    from shieldkit.guardrails.checks import classifier, disguise, pii, regex, words
 
-    return CheckRegistry((regex.KIND, words.KIND, pii.KIND, classifier.KIND))
+    return CheckRegistry((regex.KIND, words.KIND, pii.KIND, classifier.KIND, disguise.KIND))
 
 
 __all__ = ["BuildContext", "CheckConfig", "CheckKind", "CheckRegistry", "CheckUnavailable", "Finding", "ScanResult",

@@ -1,7 +1,7 @@
 """The scanner contract: one method, one result type.
 
 A check kind contributes three things, each in its own file (``regex.py``, ``words.py``, ``pii.py``,
-``classifier.py``): a config dataclass (what the policy YAML may say), a scanner (``async scan(texts)``) and a
+``classifier.py``, ``disguise.py``): a config dataclass (what the policy YAML may say), a scanner (``async scan(texts)``) and a
 :class:`CheckKind` that ties them together and is registered explicitly in ``checks/__init__.py``.
 What to do with a result (block, redact, flag; what happens on an error) is the engine's job, not the scanner's.
 """
@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 Action = Literal["block", "redact", "flag"]
 OnError = Literal["block", "allow"]
 Role = Literal["system", "developer", "user", "assistant"]
+# What a kind's scanner is given: the normalised views, the texts as sent, or both (see guardrails/reading.py).
+Reads = Literal["normalised", "original", "both"]
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_\-]{0,63}$")
 
 
@@ -83,3 +85,4 @@ class CheckKind:
     build: Callable[[CheckConfig, BuildContext], Scanner]
     actions: frozenset[str] = field(default_factory=lambda: frozenset({"block", "redact", "flag"}))
     summary: str = ""  # one line for error messages and docs
+    reads: Reads = "both"  # rule checks read both; model checks the views only; disguise detectors the originals

@@ -71,6 +71,6 @@ def build(config: ClassifierConfig, context: BuildContext) -> ClassifierScanner:
 
 
 KIND = CheckKind(
-    "classifier", ClassifierConfig, build, actions=frozenset({"block", "flag"}),
+    "classifier", ClassifierConfig, build, actions=frozenset({"block", "flag"}), reads="normalised",
     summary="a safety classifier's violation probability against its threshold",
 )

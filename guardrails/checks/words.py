@@ -1,4 +1,7 @@
-"""``kind: words``: a list of banned words or phrases, matched as whole words."""
+"""``kind: words``: a list of banned words or phrases, matched as whole words.
+
+Each word is also matched in its normalised form (``café`` as ``cafe``), since the check reads the normalised
+view of the text as well as the original."""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ from shieldkit.errors import ConfigError
 from shieldkit.guardrails.checks.base import BuildContext, CheckConfig, CheckKind
 from shieldkit.guardrails.checks.regex import PatternScanner, placeholder_label
 from shieldkit.guardrails.fields import FieldError, require
+from shieldkit.guardrails.normalise import normalise
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -27,7 +31,8 @@ class WordsConfig(CheckConfig):
 
 
 def word_pattern(words: list[str]) -> str:
-    phrases = sorted({w.strip() for w in words if w.strip()}, key=len, reverse=True)
+    written = {w.strip() for w in words if w.strip()}
+    phrases = sorted(written | {normalise(w).text.strip() for w in written} - {""}, key=len, reverse=True)
     alternatives = [r"\s+".join(re.escape(part) for part in phrase.split()) for phrase in phrases]
     return r"(?<!\w)(?:" + "|".join(alternatives) + r")(?!\w)"
 

@@ -84,10 +84,11 @@ def build_guards(loaded: LoadedPolicies, context: BuildContext, *, timeout_s: fl
         for direction in ("input", "output"):
             checks = []
             for config in getattr(policy, direction):
+                kind = loaded.registry.get(config.kind)
                 try:
-                    scanner = loaded.registry.get(config.kind).build(config, context)
+                    scanner = kind.build(config, context)
                 except ConfigError as exc:
                     raise ConfigError(f"{loaded.source}: policy '{name}', {direction} check '{config.name}': {exc}") from None
-                checks.append(Check(config, scanner))
+                checks.append(Check(config, scanner, kind.reads))
             guards[name][direction] = Guard(direction, checks, timeout_s=timeout_s, observer=observer)
     return guards

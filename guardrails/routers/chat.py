@@ -11,6 +11,7 @@ from shieldkit.guardrails import shapes
 from shieldkit.guardrails.api_errors import ContentFiltered, Forbidden, GuardrailFailed
 from shieldkit.guardrails.deps import ChatBody, ChatCaller, ReadyServices, RequestId
 from shieldkit.guardrails.engine import Verdict
+from shieldkit.guardrails.openapi import errors, json_body
 from shieldkit.guardrails.routers.errors import upstream_api_error
 from shieldkit.guardrails.schemas import ChatRequest
 from shieldkit.guardrails.streaming import StreamJob, guarded_sse
@@ -18,6 +19,8 @@ from shieldkit.guardrails.upstream import UpstreamError, UpstreamRequest
 from shieldkit.guardrails.vault import Vault
 
 router = APIRouter(tags=["chat"])
+STREAM_OK = {"description": "The checked completion: JSON, or server-sent events with `stream: true`",
+             "content": {"text/event-stream": {"schema": {"type": "string"}}}}
 
 
 def refuse_input(verdict: Verdict) -> None:
@@ -46,7 +49,8 @@ def upstream_request(body: ChatRequest, texts: list[str]) -> UpstreamRequest:
     )
 
 
-@router.post("/v1/chat/completions")
+@router.post("/v1/chat/completions", openapi_extra=json_body(ChatRequest),
+             responses={200: STREAM_OK, **errors(400, 401, 403, 404, 413, 429, 500, 502, 503, 504)})
 async def chat_completions(caller: ChatCaller, services: ReadyServices, body: ChatBody, request_id: RequestId):
     started = time.perf_counter()
     if caller.key is not None and caller.key.models and body.model not in caller.key.models:

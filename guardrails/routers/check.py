@@ -7,12 +7,14 @@ from fastapi import APIRouter
 from shieldkit.guardrails import shapes
 from shieldkit.guardrails.api_errors import Forbidden, InvalidRequest
 from shieldkit.guardrails.deps import CheckBody, CheckCaller, ReadyServices, RequestId
+from shieldkit.guardrails.openapi import errors, json_body
+from shieldkit.guardrails.schemas import CheckRequest
 from shieldkit.guardrails.vault import Vault
 
 router = APIRouter(tags=["check"])
 
 
-@router.post("/v1/check")
+@router.post("/v1/check", openapi_extra=json_body(CheckRequest), responses=errors(400, 401, 403, 413, 429, 500, 503))
 async def check(caller: CheckCaller, services: ReadyServices, body: CheckBody, request_id: RequestId):
     policy = caller.policy
     if body.policy is not None and body.policy != policy:

@@ -7,13 +7,14 @@ from typing import Annotated
 from fastapi import APIRouter, Depends
 
 from shieldkit.guardrails.deps import Caller, ServicesDep, authenticate
+from shieldkit.guardrails.openapi import errors
 from shieldkit.guardrails.routers.errors import upstream_api_error
 from shieldkit.guardrails.upstream import UpstreamError
 
 router = APIRouter(tags=["models"])
 
 
-@router.get("/v1/models")
+@router.get("/v1/models", responses=errors(401, 429, 500, 502, 504))
 async def list_models(caller: Annotated[Caller, Depends(authenticate)], services: ServicesDep):
     if services.upstream is None:  # the embedded model is still loading; its id is known already
         ids = [services.model_id]

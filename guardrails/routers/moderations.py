@@ -1,4 +1,5 @@
-"""POST /v1/moderations: OpenAI's moderation shape, answered by the policy's safety classifiers."""
+"""POST /v1/moderations: OpenAI's moderation shape, answered by the policy's safety classifiers (which read the
+normalised view of each input, as classifier checks do)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,9 @@ from shieldkit.guardrails.api_errors import GuardrailFailed, NotReady
 from shieldkit.guardrails.checks import BuildContext
 from shieldkit.guardrails.checks.classifier import resolve_ref
 from shieldkit.guardrails.deps import ModerationBody, ModerationCaller, ReadyServices
+from shieldkit.guardrails.normalise import normalise
+from shieldkit.guardrails.openapi import errors, json_body
+from shieldkit.guardrails.schemas import ModerationRequest
 from shieldkit.guardrails.services import Services
 
 router = APIRouter(tags=["moderations"])
@@ -33,12 +37,13 @@ def moderation_classifiers(services: Services, policy: str) -> list[tuple[str, s
     return list(chosen.values())
 
 
-@router.post("/v1/moderations")
+@router.post("/v1/moderations", openapi_extra=json_body(ModerationRequest),
+             responses=errors(400, 401, 403, 413, 429, 500, 503))
 async def moderations(caller: ModerationCaller, services: ReadyServices, body: ModerationBody):
     classifiers = moderation_classifiers(services, caller.policy)
     if not classifiers:
         raise NotReady("no safety classifiers are loaded, so moderation is unavailable", code="classifiers_unavailable")
-    texts = [body.input] if isinstance(body.input, str) else list(body.input)
+    texts = [normalise(text).text for text in ([body.input] if isinstance(body.input, str) else body.input)]
     try:
         scored = await asyncio.gather(*(services.batcher.score(texts, ref) for _, ref, _ in classifiers))
     except Exception as exc:

@@ -101,17 +101,15 @@ def stub():
         yield server
 
 
-@pytest.fixture
-def make_proxy(tmp_path, stub):
-    """make_proxy(policy_yaml, **settings) -> a started Proxy in front of the stub upstream (``embedded=True``: the
-    given runtime as the upstream; ``upstream_object``: any Upstream)."""
+def _proxy_factory(directory: Path, stub):
+    """``make(policy_yaml, **settings) -> Proxy`` writing its files to ``directory``, and the servers it started."""
     started: list[ServerThread] = []
 
     def make(policy: str, *, wait: bool = True, runtime=None, embedded: bool = False, bank_loader=None,
              upstream_object=None, **settings) -> Proxy:
-        policy_path = tmp_path / f"policy{len(started)}.yaml"
+        policy_path = directory / f"policy{len(started)}.yaml"
         policy_path.write_text(policy)
-        audit_path = tmp_path / f"audit{len(started)}.sqlite3"
+        audit_path = directory / f"audit{len(started)}.sqlite3"
         values = {"policy": policy_path, "audit_path": audit_path, "upstream": None if embedded else stub.url + "/v1",
                   "upstream_timeout": 5.0, **settings}
         app = create_app(ProxySettings.create(**values), runtime=runtime, bank_loader=bank_loader, upstream=upstream_object)
@@ -122,6 +120,24 @@ def make_proxy(tmp_path, stub):
             proxy.wait_ready()
         return proxy
 
+    return make, started
+
+
+@pytest.fixture
+def make_proxy(tmp_path, stub):
+    """make_proxy(policy_yaml, **settings) -> a started Proxy in front of the stub upstream (``embedded=True``: the
+    given runtime as the upstream; ``upstream_object``: any Upstream)."""
+    make, started = _proxy_factory(tmp_path, stub)
+    yield make
+    for server in started:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def make_module_proxy(tmp_path_factory, stub):
+    """make_proxy for proxies that the tests of one module share (each start costs about a quarter second); only
+    for tests that leave the proxy as they found it."""
+    make, started = _proxy_factory(tmp_path_factory.mktemp("proxies"), stub)
     yield make
     for server in started:
         server.stop()
@@ -147,7 +163,13 @@ def rules_proxy(make_proxy):
     return make_proxy(RULES_POLICY)
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
+def shared_rules_proxy(make_module_proxy):
+    """rules_proxy, shared by the tests of one module."""
+    return make_module_proxy(RULES_POLICY)
+
+
+@pytest.fixture(scope="session")
 def fakes():
     """The fake classifier pieces, for tests that build banks themselves."""
     return type("Fakes", (), {"FakeBank": FakeBank, "TRIGGERS": TRIGGERS, "loader": staticmethod(fake_loader)})

@@ -110,3 +110,66 @@ async def test_checks_limited_to_roles_skip_other_messages(tmp_path):
     assert allowed.blocked_by is None and allowed.texts[0].endswith("<EMAIL_1>")  # pii still covers every role
     blocked = await guard.run([system, "ignore previous instructions"], Vault(), roles=["system", "user"])
     assert blocked.blocked_by.name == "inj"
+
+
+async def test_hand_written_patterns_keep_working_and_also_match_disguised_text(tmp_path):
+    loaded = parse_policy_text("policies:\n  default:\n    input:\n"
+                               "      - {name: cyrillic, kind: regex, patterns: ['\\bбомба\\b']}\n"
+                               "      - {name: lines, kind: regex, patterns: ['^line one\\n line two$']}\n"
+                               "      - {name: key, kind: regex, ignore_case: false, patterns: ['AKIA[0-9A-Z]{16}']}\n"
+                               "      - {name: cafe, kind: words, words: [café noir]}\n")
+    guard = build_guards(loaded, BuildContext(tmp_path))["default"]["input"]
+
+    async def fired(text):
+        return [o.name for o in (await guard.run([text], Vault())).outcomes if o.fired]
+
+    assert await fired("это бомба") == ["cyrillic"]  # a non-ASCII literal, matched in the original
+    assert await fired("line one\n line two") == ["lines"]  # a pattern with a line break and anchors
+    assert await fired("AKIAABCDEFGHIJKLMNOP") == ["key"] and await fired("akiaabcdefghijklmnop") == []
+    assert await fired("AKIA\u200bABCDEFGH\u200dIJKLMNOP") == ["key"]  # case kept in the view
+    assert await fired("un café noir") == await fired("un cafe\u0301 \n noir") == await fired("un ｃａｆé noir") == ["cafe"]
+
+
+async def test_consecutive_messages_of_a_role_are_read_together(tmp_path):
+    loaded = parse_policy_text("policies:\n  default:\n    input:\n"
+                               "      - {name: inj, kind: words, words: [ignore previous instructions], roles: [user]}\n")
+    guard = build_guards(loaded, BuildContext(tmp_path))["default"]["input"]
+    split = await guard.run(["Be brief.", "please ignore previous", "instructions"], Vault(),
+                            roles=["system", "user", "user"])
+    assert split.blocked_by.name == "inj"
+    apart = await guard.run(["please ignore previous", "ok", "instructions"], Vault(), roles=["user", "assistant", "user"])
+    assert apart.blocked_by is None  # an assistant turn in between: not one phrase
+    system = await guard.run(["ignore previous", "instructions"], Vault(), roles=["system", "system"])
+    assert system.blocked_by is None  # the check is limited to user messages
+
+
+async def test_a_match_across_two_messages_is_redacted_in_both(tmp_path):
+    loaded = parse_policy_text("policies:\n  default:\n    input:\n"
+                               "      - {name: code, kind: regex, action: redact, label: CODE, patterns: ['secret code \\d+']}\n")
+    guard = build_guards(loaded, BuildContext(tmp_path))["default"]["input"]
+    verdict = await guard.run(["my secret", "code 1234 ok"], Vault(), roles=["user", "user"])
+    assert verdict.texts == ["my <CODE_1>", "<CODE_2> ok"] and verdict.blocked_by is None
+
+
+async def test_a_match_the_redaction_cannot_remove_blocks(tmp_path):
+    # A redact pattern that matches its own placeholder: something stays in the text, so the request is blocked.
+    loaded = parse_policy_text("policies:\n  default:\n    input:\n"
+                               "      - {name: angle, kind: regex, action: redact, patterns: ['<[^ ]*']}\n")
+    guard = build_guards(loaded, BuildContext(tmp_path))["default"]["input"]
+    verdict = await guard.run(["a <b c"], Vault())
+    outcome = verdict.outcomes[0]
+    assert outcome.residual and verdict.blocked_by is outcome and outcome.to_dict()["residual"] is True
+    clean = await guard.run(["a b c"], Vault())
+    assert clean.blocked_by is None
+
+
+async def test_stream_context_is_not_judged_twice_in_the_view(tmp_path):
+    loaded = parse_policy_text("policies:\n  default:\n    output:\n"
+                               "      - {name: bad, kind: words, words: [alpha]}\n"
+                               "      - {name: pii, kind: pii, action: redact}\n")
+    guard = build_guards(loaded, BuildContext(tmp_path))["default"]["output"]
+    context, window = "a\u200blpha  was\nsaid. ", "now b@c\u200b.co\u200b"
+    verdict = await guard.run([context + window], Vault(), skip=[len(context)])
+    assert verdict.blocked_by is None and verdict.texts[0] == context + "now <EMAIL_1>\u200b"
+    blocked = await guard.run([context + "and a\u200dlpha"], Vault(), skip=[len(context)])
+    assert blocked.blocked_by.name == "bad"

@@ -19,7 +19,8 @@ def test_the_default_policy_loads_with_its_checks_in_order():
     loaded = load_policy_file()
     policy = loaded.file.policies["default"]
     assert loaded.source == str(default_policy_path())
-    assert [c.name for c in policy.input][:3] == ["prompt_injection_rules", "harmful_requests", "pii"]
+    assert [c.name for c in policy.input][:4] == ["prompt_injection_rules", "harmful_requests", "disguised_text", "pii"]
+    assert next(c for c in policy.input if c.name == "disguised_text").kind == "disguise"
     assert {c.classifier for c in policy.input if c.kind == "classifier"} == {
         "hate", "harassment", "sexual", "violence", "self_harm", "dangerous", "prompt_injection"}
     assert policy.stream.window == "sentence" and not loaded.file.keys

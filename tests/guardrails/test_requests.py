@@ -24,6 +24,10 @@ def with_(**changes):
         (with_(messages=[]), 400, "messages"),
         (with_(messages="hi"), 400, "messages"),
         (with_(messages=[{"role": "user", "content": "   "}]), 400, "messages[0].content: must not be empty"),
+        (with_(messages=[{"role": "user", "content": "\u200b\u200d\ufeff"}]), 400, "messages[0].content: must not be empty"),
+        (with_(messages=[{"role": "user", "content": "\u0000\u0000"}]), 400, "messages[0].content: must not be empty"),
+        (with_(messages=[{"role": "user", "content": [{"type": "text", "text": "\u2060"}]}]), 400,
+         "messages[0].content: must not be empty"),
         (with_(messages=[{"role": "user", "content": 5}]), 400, "messages[0].content"),
         (with_(messages=[{"role": "user"}]), 400, "missing required parameter 'messages[0].content'"),
         (with_(messages=[{"role": "robot", "content": "x"}]), 400, "messages[0].role"),
@@ -31,10 +35,20 @@ def with_(**changes):
         (with_(stream="yes"), 400, "stream"),
         (with_(temperature="hot"), 400, "temperature"),
         (with_(temperature=3), 400, "temperature"),
+        (b'{"model": "stub", "messages": [{"role": "user", "content": "hi"}], "temperature": NaN}', 400,
+         "temperature: must be a finite number, got NaN"),
+        (b'{"model": "stub", "messages": [{"role": "user", "content": "hi"}], "top_p": Infinity}', 400,
+         "top_p: must be a finite number, got Infinity"),
+        (b'{"model": "stub", "messages": [{"role": "user", "content": "hi"}], "presence_penalty": -Infinity}', 400,
+         "presence_penalty: must be a finite number, got -Infinity"),
         (with_(max_tokens=0), 400, "max_tokens"),
         (with_(n=2), 400, "only n = 1"),
         (with_(tools=[{"type": "function"}]), 400, "cannot check tool calls"),
         (with_(logprobs=True), 400, "cannot check log-probabilities"),
+        (with_(logprobs=0), 400, "cannot check log-probabilities"),
+        (with_(tool_choice="auto"), 400, "cannot check tool calls"),
+        (with_(modalities=["text", "audio"]), 400, "cannot check audio"),
+        (with_(top_logprobs=2), 400, "cannot check log-probabilities"),
         (with_(frobnicate=1), 400, "unknown parameter 'frobnicate'"),
         ({"messages": OK["messages"]}, 400, "missing required parameter 'model'"),
         (with_(messages=[{"role": "user", "content": "x"}] * 300), 413, "300 entries in 'messages'"),
@@ -49,6 +63,23 @@ def test_bad_requests_get_precise_errors(rules_proxy, body, status, fragment):
     error = response.json()["error"]
     assert fragment in error["message"] and error["type"] == "invalid_request_error"
     assert len(rules_proxy.stub_app.state.received) == before
+
+
+@pytest.mark.parametrize("nothing", [{"logprobs": False}, {"tools": []}, {"tools": None, "tool_choice": "none"},
+                                     {"functions": [], "function_call": "none"}, {"top_logprobs": 0, "logprobs": False},
+                                     {"logit_bias": {}}, {"modalities": ["text"]}, {"audio": None, "prediction": None}])
+def test_parameters_that_ask_for_nothing_are_accepted_and_not_forwarded(shared_rules_proxy, nothing):
+    response = shared_rules_proxy.post("/v1/chat/completions", json=with_(**nothing))
+    assert response.status_code == 200, response.text
+    assert not set(nothing) & set(shared_rules_proxy.stub_app.state.received[-1])
+
+
+@pytest.mark.parametrize("body", [{"text": "\u200b\u200c"}, {"text": ["ok", "\u0000"]}])
+def test_invisible_only_texts_are_empty_for_check_and_moderations(shared_rules_proxy, body):
+    response = shared_rules_proxy.post("/v1/check", json=body)
+    assert response.status_code == 400 and "non-empty" in response.json()["error"]["message"]
+    response = shared_rules_proxy.post("/v1/moderations", json={"input": body["text"]})
+    assert response.status_code == 400 and "non-empty" in response.json()["error"]["message"]
 
 
 def test_an_oversized_chunked_body_is_cut_off(rules_proxy):
