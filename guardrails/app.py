@@ -3,7 +3,6 @@ the background once the server starts (``/readyz`` says when)."""
 
 from __future__ import annotations
 
-import logging
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
@@ -13,7 +12,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from shieldkit import __version__
-from shieldkit.guardrails.api_errors import ApiError, InternalError, InvalidRequest
+from shieldkit.guardrails.api_errors import ApiError, InvalidRequest
 from shieldkit.guardrails.classifier_api import BankLoader
 from shieldkit.guardrails.middleware import RequestContext
 from shieldkit.guardrails.policy import load_policy_file
@@ -25,7 +24,6 @@ if TYPE_CHECKING:
     from shieldkit.guardrails.upstream import Upstream
     from shieldkit.model.runtime import GemmaRuntime
 
-log = logging.getLogger("shieldkit.guardrails")
 STATUS_CODES = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}
 
 
@@ -69,6 +67,8 @@ def _error_response(request: Request, error: ApiError) -> JSONResponse:
 
 
 def install_error_handlers(app: FastAPI) -> None:
+    """OpenAI-style JSON for the app's own errors; anything unexpected becomes a 500 in ``RequestContext``."""
+
     async def api_error(request: Request, exc: ApiError) -> JSONResponse:
         return _error_response(request, exc)
 
@@ -83,13 +83,6 @@ def install_error_handlers(app: FastAPI) -> None:
         param = ".".join(str(p) for p in first["loc"][1:]) or None
         return _error_response(request, InvalidRequest(f"{param or 'request'}: {first['msg']}", param=param))
 
-    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
-        request_id = request.scope.get("state", {}).get("request_id", "?")
-        log.error("unexpected error in request %s", request_id, exc_info=exc)
-        return _error_response(request, InternalError(f"internal error (request id {request_id}); nothing was sent "
-                                                      "to the model or returned unchecked"))
-
     app.add_exception_handler(ApiError, api_error)
     app.add_exception_handler(HTTPException, http_error)
     app.add_exception_handler(RequestValidationError, validation_error)
-    app.add_exception_handler(Exception, unexpected)

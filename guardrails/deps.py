@@ -12,7 +12,8 @@ from fastapi import Depends, Request
 
 from shieldkit.guardrails.api_errors import Forbidden, NotReady, RateLimited, RequestTooLarge, Unauthorized
 from shieldkit.guardrails.policy.schema import KeyConfig
-from shieldkit.guardrails.schemas import ChatRequest, CheckRequest, ModerationRequest, decode_json, parse
+from shieldkit.guardrails.request_json import decode_json
+from shieldkit.guardrails.schemas import ChatRequest, CheckRequest, ModerationRequest, parse
 from shieldkit.guardrails.services import Services, hash_key
 
 
