@@ -43,8 +43,10 @@ def create_app(settings: ProxySettings | None = None, *, runtime: GemmaRuntime |
         finally:
             await services.aclose()
 
+    # /docs, /redoc and /openapi.json are routes of the ops router, behind API keys when keys are configured
     app = FastAPI(title="shieldkit guardrail proxy", version=__version__, lifespan=lifespan,
-                  description="An OpenAI-compatible proxy that checks inputs and outputs against a policy.")
+                  description="An OpenAI-compatible proxy that checks inputs and outputs against a policy.",
+                  docs_url=None, redoc_url=None, openapi_url=None)
     app.state.services = services
     for router in ROUTERS:
         app.include_router(router)

@@ -28,7 +28,7 @@ from shieldkit.guardrails.classifier_api import (
 from shieldkit.guardrails.engine import Verdict
 from shieldkit.guardrails.metrics import Metrics
 from shieldkit.guardrails.policy import LoadedPolicies, build_guards
-from shieldkit.guardrails.ratelimit import RateLimiter
+from shieldkit.guardrails.ratelimit import RateLimits
 from shieldkit.guardrails.settings import ProxySettings
 from shieldkit.guardrails.upstream import Upstream
 
@@ -109,7 +109,7 @@ class Services:
         self.guards = build_guards(policies, BuildContext(policies.base_dir, self.batcher),
                                    timeout_s=settings.check_timeout, observer=self.metrics)
         self.keys = {key.sha256: key for key in policies.file.keys}
-        self.limiter = RateLimiter()
+        self.limits = RateLimits(settings, policies.file.keys)  # refuses per-process limits shared by workers
         self.audit = AuditLog(settings.resolved_audit_path) if settings.audit else None
         if self.audit is not None:
             self.audit.check()
