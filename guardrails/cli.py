@@ -43,7 +43,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     audit.add_argument("--since", help="only events after: 30m, 2h, 7d, or an ISO time")
     audit.add_argument("--until", help="only events before: 30m, 2h, 7d (ago), or an ISO time")
     audit.add_argument("--key", help="only this API key id")
-    audit.add_argument("--decision", choices=["allow", "redact", "block"])
+    audit.add_argument("--decision", choices=["allow", "redact", "block", "error", "interrupted", "pending"],
+                       help="error: the upstream gave no answer; interrupted: the proxy stopped before the answer "
+                       "was recorded; pending: an answer still in progress")
     audit.add_argument("--direction", choices=["input", "output"])
     audit.add_argument("--check", help="only events where this check ran (with --fired: where it fired)")
     audit.add_argument("--fired", action="store_true", help="only events where a check (or --check) fired")
