@@ -56,6 +56,14 @@ class RateLimited(ApiError):
     code = "rate_limit_exceeded"
 
 
+class RateLimitUnavailable(ApiError):
+    """The rate limiter's storage failed: requests that need a limit are refused (fail closed)."""
+
+    status = 503
+    type = "server_error"
+    code = "rate_limit_unavailable"
+
+
 class ContentFiltered(ApiError):
     """A blocked input (Azure OpenAI's convention: 400, code content_filter, what fired in innererror)."""
 

@@ -3,7 +3,6 @@ the background once the server starts (``/readyz`` says when)."""
 
 from __future__ import annotations
 
-import logging
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
@@ -13,7 +12,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from shieldkit import __version__
-from shieldkit.guardrails.api_errors import ApiError, InternalError, InvalidRequest
+from shieldkit.guardrails.api_errors import ApiError, InvalidRequest
 from shieldkit.guardrails.classifier_api import BankLoader
 from shieldkit.guardrails.middleware import RequestContext
 from shieldkit.guardrails.openapi import install_openapi
@@ -27,7 +26,6 @@ if TYPE_CHECKING:
     from shieldkit.guardrails.upstream import Upstream
     from shieldkit.model.runtime import GemmaRuntime
 
-log = logging.getLogger("shieldkit.guardrails")
 STATUS_CODES = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}
 
 
@@ -47,8 +45,10 @@ def create_app(settings: ProxySettings | None = None, *, runtime: GemmaRuntime |
         finally:
             await services.aclose()
 
+    # /docs, /redoc and /openapi.json are routes of the ops router, behind API keys when keys are configured
     app = FastAPI(title="shieldkit guardrail proxy", version=__version__, lifespan=lifespan,
-                  description="An OpenAI-compatible proxy that checks inputs and outputs against a policy.")
+                  description="An OpenAI-compatible proxy that checks inputs and outputs against a policy.",
+                  docs_url=None, redoc_url=None, openapi_url=None)
     app.state.services = services
     for router in ROUTERS:
         app.include_router(router)
@@ -72,6 +72,8 @@ def _error_response(request: Request, error: ApiError) -> JSONResponse:
 
 
 def install_error_handlers(app: FastAPI) -> None:
+    """OpenAI-style JSON for the app's own errors; anything unexpected becomes a 500 in ``RequestContext``."""
+
     async def api_error(request: Request, exc: ApiError) -> JSONResponse:
         return _error_response(request, exc)
 
@@ -86,13 +88,6 @@ def install_error_handlers(app: FastAPI) -> None:
         param = ".".join(str(p) for p in first["loc"][1:]) or None
         return _error_response(request, InvalidRequest(f"{param or 'request'}: {first['msg']}", param=param))
 
-    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
-        request_id = request.scope.get("state", {}).get("request_id", "?")
-        log.error("unexpected error in request %s", request_id, exc_info=exc)
-        return _error_response(request, InternalError(f"internal error (request id {request_id}); nothing was sent "
-                                                      "to the model or returned unchecked"))
-
     app.add_exception_handler(ApiError, api_error)
     app.add_exception_handler(HTTPException, http_error)
     app.add_exception_handler(RequestValidationError, validation_error)
-    app.add_exception_handler(Exception, unexpected)

@@ -27,7 +27,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     serve.add_argument("--upstream", help="an OpenAI-compatible base URL, e.g. http://localhost:8000/v1 (default: the embedded Gemma)")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
-    serve.add_argument("--workers", type=int, default=1, help="worker processes (each loads its own models)")
+    serve.add_argument("--workers", type=int, default=1, help="worker processes (each loads its own models; with "
+                       "rate-limited keys they need a shared --rate-limit-storage)")
+    serve.add_argument("--rate-limit-storage", metavar="URI", help="where rate limits are counted: memory:// (default, "
+                       "this process) or a storage all workers share, e.g. redis://localhost:6379")
     serve.add_argument("--audit", type=Path, metavar="FILE", help="audit log SQLite file (default: ~/.local/state/shieldkit/audit.sqlite3)")
     serve.add_argument("--no-audit", action="store_true", help="do not write an audit log")
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
@@ -40,7 +43,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     audit.add_argument("--since", help="only events after: 30m, 2h, 7d, or an ISO time")
     audit.add_argument("--until", help="only events before: 30m, 2h, 7d (ago), or an ISO time")
     audit.add_argument("--key", help="only this API key id")
-    audit.add_argument("--decision", choices=["allow", "redact", "block"])
+    audit.add_argument("--decision", choices=["allow", "redact", "block", "error", "interrupted", "pending"],
+                       help="error: the upstream gave no answer; interrupted: the proxy stopped before the answer "
+                       "was recorded; pending: an answer still in progress")
     audit.add_argument("--direction", choices=["input", "output"])
     audit.add_argument("--check", help="only events where this check ran (with --fired: where it fired)")
     audit.add_argument("--fired", action="store_true", help="only events where a check (or --check) fired")
@@ -78,7 +83,9 @@ def run_serve(args: argparse.Namespace) -> int:
     if args.workers < 1:
         raise ConfigError(f"--workers must be at least 1, got {args.workers}")
     values = dict(policy=args.policy, upstream=args.upstream, audit_path=args.audit, audit=not args.no_audit,
-                  model=settings_from_args(args))
+                  model=settings_from_args(args), workers=args.workers)
+    if args.rate_limit_storage is not None:
+        values["rate_limit_storage"] = args.rate_limit_storage
     settings = ProxySettings.create(**values)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.workers > 1:
@@ -109,9 +116,12 @@ def _serve_workers(args: argparse.Namespace, settings) -> int:
     import uvicorn
 
     from shieldkit.guardrails.policy import load_policy_file
+    from shieldkit.guardrails.ratelimit import RateLimits
 
-    load_policy_file(settings.policy)  # refuse a bad policy before forking
+    loaded = load_policy_file(settings.policy)  # refuse a bad policy before forking
+    RateLimits(settings, loaded.file.keys)  # ... and a rate-limit storage the workers cannot share or cannot use
     env = {"SHIELDKIT_PROXY_POLICY": settings.policy, "SHIELDKIT_PROXY_UPSTREAM": settings.upstream,
+           "SHIELDKIT_PROXY_WORKERS": settings.workers, "SHIELDKIT_PROXY_RATE_LIMIT_STORAGE": settings.rate_limit_storage,
            "SHIELDKIT_PROXY_AUDIT": str(settings.audit).lower(), "SHIELDKIT_PROXY_AUDIT_PATH": settings.audit_path,
            "SHIELDKIT_MODEL": settings.model.model, "SHIELDKIT_DTYPE": settings.model.dtype,
            "SHIELDKIT_DEVICE": settings.model.device}

@@ -5,6 +5,7 @@ a thread hop each (about 24 per chat request; going async gave 13% more throughp
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Annotated, Any
 
@@ -12,7 +13,8 @@ from fastapi import Depends, Request
 
 from shieldkit.guardrails.api_errors import Forbidden, NotReady, RateLimited, RequestTooLarge, Unauthorized
 from shieldkit.guardrails.policy.schema import KeyConfig
-from shieldkit.guardrails.schemas import ChatRequest, CheckRequest, ModerationRequest, decode_json, parse
+from shieldkit.guardrails.request_json import decode_json
+from shieldkit.guardrails.schemas import ChatRequest, CheckRequest, ModerationRequest, parse
 from shieldkit.guardrails.services import Services, hash_key
 
 
@@ -41,15 +43,28 @@ class Caller:
 
 
 async def authenticate(request: Request, services: ServicesDep) -> Caller:
+    """The caller's key. An address that sent too many invalid keys gets 429 before its key is even looked at, so
+    it cannot go on testing keys (``auth_failure_limit``, per client address)."""
     if not services.keys:
         return Caller(None, services.policies.file.open_policy)
     token = _presented_key(request)
     if not token:
         raise Unauthorized("no API key: send 'Authorization: Bearer <key>' (or an 'api-key' header)", code="missing_api_key")
-    key = services.keys.get(hash_key(token))
-    if key is None:
-        raise Unauthorized("invalid API key")
-    return Caller(key, key.policy)
+    address = request.client.host if request.client else "unknown"
+    wait = await services.limits.auth_blocked(address)
+    if not wait:
+        key = services.keys.get(hash_key(token))
+        if key is not None:
+            return Caller(key, key.policy)
+        wait = await services.limits.auth_failed(address)
+        if not wait:
+            raise Unauthorized("invalid API key")
+    raise RateLimited(f"too many invalid API keys from {address} (limit {services.settings.auth_failure_limit}); "
+                      f"retry in {wait:.1f} s", code="too_many_invalid_keys", headers=retry_after(wait))
+
+
+def retry_after(wait: float) -> dict[str, str]:
+    return {"Retry-After": str(max(1, math.ceil(wait)))}
 
 
 def _presented_key(request: Request) -> str | None:
@@ -67,11 +82,10 @@ def _scoped(scope: str):
             return caller
         if scope not in key.scopes:
             raise Forbidden(f"the API key '{key.id}' may not call the {scope} endpoint (its scopes: {', '.join(key.scopes)})")
-        if key.rate is not None:
-            wait = services.limiter.take(key.id, *key.rate)
-            if wait > 0:
-                raise RateLimited(f"rate limit of {key.rate_limit} for key '{key.id}' reached; retry in {wait:.1f} s",
-                                  headers={"Retry-After": str(max(1, round(wait + 0.5)))})
+        wait = await services.limits.spend_key(key.id)
+        if wait:
+            raise RateLimited(f"rate limit of {key.rate_limit} for key '{key.id}' reached; retry in {wait:.1f} s",
+                              headers=retry_after(wait))
         return caller
 
     return dependency
@@ -80,6 +94,17 @@ def _scoped(scope: str):
 ChatCaller = Annotated[Caller, Depends(_scoped("chat"))]
 ModerationCaller = Annotated[Caller, Depends(_scoped("moderations"))]
 CheckCaller = Annotated[Caller, Depends(_scoped("check"))]
+
+
+async def ops_caller(request: Request, services: ServicesDep) -> Caller | None:
+    """/metrics, /docs, /redoc and /openapi.json: any valid key when keys are configured, unless
+    ``public_docs_and_metrics`` opens them."""
+    if not services.keys or services.settings.public_docs_and_metrics:
+        return None
+    return await authenticate(request, services)
+
+
+OpsCaller = Annotated[Caller | None, Depends(ops_caller)]
 
 
 async def ready_services(services: ServicesDep) -> Services:

@@ -5,7 +5,6 @@ are also the request schemas of the OpenAPI document (guardrails/openapi.py)."""
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema, field_validator
@@ -145,29 +144,6 @@ class CheckRequest(_Strict):
 
 
 REQUEST_MODELS = (ChatRequest, ModerationRequest, CheckRequest)  # the bodies the OpenAPI document declares
-
-
-def decode_json(raw: bytes) -> dict[str, Any]:
-    """Bytes -> JSON object, with 400s that say exactly what is wrong."""
-    if not raw.strip():
-        raise InvalidRequest("the request body is empty; expected a JSON object")
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise InvalidRequest(f"the request body is not valid UTF-8 (at byte {exc.start})", code="invalid_utf8") from None
-    try:
-        data = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InvalidRequest(f"the request body is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno})",
-                             code="invalid_json") from None
-    if not isinstance(data, dict):
-        raise InvalidRequest(f"the request body must be a JSON object, got a JSON {type(data).__name__}")
-    try:
-        json.dumps(data, ensure_ascii=False).encode("utf-8")
-    except UnicodeEncodeError:
-        raise InvalidRequest("the request contains an unpaired UTF-16 surrogate escape (not valid Unicode text)",
-                             code="invalid_utf8") from None
-    return data
 
 
 def parse(model: type[_Strict], data: dict[str, Any], *, max_items: int | None = None, list_field: str = "messages") -> Any:

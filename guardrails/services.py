@@ -6,7 +6,10 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
-from collections.abc import Callable
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -28,7 +31,7 @@ from shieldkit.guardrails.classifier_api import (
 from shieldkit.guardrails.engine import Verdict
 from shieldkit.guardrails.metrics import Metrics
 from shieldkit.guardrails.policy import LoadedPolicies, build_guards
-from shieldkit.guardrails.ratelimit import RateLimiter
+from shieldkit.guardrails.ratelimit import RateLimits
 from shieldkit.guardrails.settings import ProxySettings
 from shieldkit.guardrails.upstream import Upstream
 
@@ -109,7 +112,7 @@ class Services:
         self.guards = build_guards(policies, BuildContext(policies.base_dir, self.batcher),
                                    timeout_s=settings.check_timeout, observer=self.metrics)
         self.keys = {key.sha256: key for key in policies.file.keys}
-        self.limiter = RateLimiter()
+        self.limits = RateLimits(settings, policies.file.keys)  # refuses per-process limits shared by workers
         self.audit = AuditLog(settings.resolved_audit_path) if settings.audit else None
         if self.audit is not None:
             self.audit.check()
@@ -128,6 +131,7 @@ class Services:
         self.on_fatal: Callable[[str], None] | None = None  # the CLI stops the server with it
         self._bank_loader = bank_loader
         self._load_task: asyncio.Task | None = None
+        self._open_answers: set[str] = set()  # audit tokens of forwarded requests whose output is not recorded yet
 
     # --- lifecycle ---------------------------------------------------------------------------------------------
 
@@ -141,6 +145,7 @@ class Services:
             await asyncio.shield(self._load_task)
 
     async def aclose(self) -> None:
+        await self._settle_answers(timeout=2.0)
         if self._load_task is not None and not self._load_task.done():
             self._load_task.cancel()
         if self.upstream is not None:
@@ -148,6 +153,13 @@ class Services:
         self.batcher.close()
         if self.audit is not None:
             self.audit.close()
+
+    async def _settle_answers(self, timeout: float) -> None:
+        """Give requests that the server cancelled at shutdown a moment to record their outcome (their clean-up
+        runs on this loop). Answers still open after ``timeout`` are marked interrupted when the audit log closes."""
+        deadline = time.monotonic() + timeout
+        while self._open_answers and time.monotonic() < deadline:
+            await asyncio.sleep(0.01)
 
     async def _load(self) -> None:
         try:
@@ -197,15 +209,38 @@ class Services:
     # --- per request -------------------------------------------------------------------------------------------
 
     def audit_event(self, *, request_id: str, key_id: str | None, policy: str, endpoint: str, verdict: Verdict,
-                    text: str | None = None, outcomes: list[dict[str, Any]] | None = None) -> None:
+                    text: str | None = None, outcomes: list[dict[str, Any]] | None = None, opens: bool = False,
+                    closes: str | None = None) -> str | None:
+        """Record one checked direction. ``opens``: this input goes on to the model, so an output event must
+        follow; returns the token that event ``closes`` (until then the answer is pending, see ``audit``)."""
         self.metrics.decided(verdict)
         if self.audit is None:
-            return
+            return None
         keep = self.policies.file.policies[policy].audit.keep_text
         blocked = verdict.blocked_by
+        token = uuid.uuid4().hex if opens else None
+        if token is not None:
+            self._open_answers.add(token)
+        self._open_answers.discard(closes)
         self.audit.record(AuditEvent(
             request_id=request_id, key_id=key_id, policy=policy, endpoint=endpoint, direction=verdict.direction,
             decision=verdict.decision, blocked_by=blocked.name if blocked else None, latency_ms=round(verdict.latency_ms, 3),
             checks=outcomes if outcomes is not None else [o.to_dict() for o in verdict.outcomes],
-            text=text if keep else None,
+            text=text if keep else None, opens=token, closes=closes,
         ))
+        return token
+
+    @contextmanager
+    def no_answer_on_error(self, token: str | None, *, request_id: str, key_id: str | None, policy: str,
+                           endpoint: str) -> Iterator[None]:
+        """If the block raises, the client gets an error instead of an answer: record an output event with
+        decision ``error`` that closes ``token``."""
+        try:
+            yield
+        except BaseException:
+            if self.audit is not None and token is not None:
+                self._open_answers.discard(token)
+                self.audit.record(AuditEvent(
+                    request_id=request_id, key_id=key_id, policy=policy, endpoint=endpoint, direction="output",
+                    decision="error", blocked_by=None, latency_ms=0.0, checks=[], closes=token))
+            raise

@@ -8,6 +8,7 @@ from pathlib import Path
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from shieldkit.guardrails.policy.schema import parse_rate
 from shieldkit.model.settings import ModelSettings, build_settings
 
 
@@ -44,6 +45,15 @@ class ProxySettings(BaseSettings):
     check_timeout: float = Field(30.0, gt=0)  # seconds before a check counts as failed (its on_error applies)
     audit: bool = True  # write the audit log
     audit_path: Path | None = None  # None: $XDG_STATE_HOME/shieldkit/audit.sqlite3
+    # Where rate limits (keys' rate_limit, failed-key attempts) are counted, as a `limits` storage URI: memory://
+    # (this process only), or a storage every worker shares: redis://host:6379, memcached://host:11211, ...
+    rate_limit_storage: str = "memory://"
+    # With keys configured: invalid keys accepted from one client address per window before 429. None: no limit.
+    auth_failure_limit: str | None = "10/minute"
+    # With keys configured, /metrics, /docs, /redoc and /openapi.json need a valid key too; true opens them.
+    public_docs_and_metrics: bool = False
+    # Processes serving this app (`shieldkit serve --workers` sets it); more than one needs a shared rate-limit storage.
+    workers: int = Field(1, ge=1)
 
     @field_validator("upstream")
     @classmethod
@@ -54,6 +64,22 @@ class ProxySettings(BaseSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError(f"must be an http:// or https:// URL such as http://localhost:8000/v1, got {value!r}")
         return value
+
+    @field_validator("rate_limit_storage")
+    @classmethod
+    def _storage_uri(cls, value: str) -> str:
+        if "://" not in value:
+            raise ValueError(f"must be a storage URI such as memory:// or redis://localhost:6379, got {value!r}")
+        return value.strip()
+
+    @field_validator("auth_failure_limit")
+    @classmethod
+    def _rate(cls, value: str | None) -> str | None:
+        if value is None or value.strip().lower() in ("", "none", "off"):
+            return None
+        if parse_rate(value) is None:
+            raise ValueError(f"must look like '10/minute' (per second, minute, hour or day) or 'off', got {value!r}")
+        return value.strip()
 
     @property
     def resolved_audit_path(self) -> Path:

@@ -64,7 +64,7 @@ class KeyConfig:
     id: str  # a name for the key, shown in the audit log and metrics (never the key itself)
     sha256: str  # hex sha256 of the key (`shieldkit key new` prints a key and its hash)
     policy: str  # the policy the key's requests are checked against
-    rate_limit: str | None = None  # e.g. "60/minute" (per worker process); none = unlimited
+    rate_limit: str | None = None  # e.g. "60/minute": at most 60 requests in any 60 s (all workers); none = unlimited
     scopes: tuple[Scope, ...] = ("chat", "moderations", "check")  # endpoints the key may call
     models: tuple[str, ...] = ()  # model names the key may call; empty = any
 

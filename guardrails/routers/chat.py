@@ -60,22 +60,23 @@ async def chat_completions(caller: ChatCaller, services: ReadyServices, body: Ch
     vault = Vault()  # this request's placeholders; never shared
     texts = [m.content for m in body.messages]
     verdict = await guards["input"].run(texts, vault, roles=[m.role for m in body.messages])
-    services.audit_event(request_id=request_id, key_id=caller.key_id, policy=caller.policy, endpoint="chat",
-                         verdict=verdict, text="\n".join(f"{m.role}: {t}" for m, t in zip(body.messages, verdict.texts)))
+    ids = {"request_id": request_id, "key_id": caller.key_id, "policy": caller.policy, "endpoint": "chat"}
+    answer = services.audit_event(**ids, verdict=verdict, opens=verdict.blocked_by is None,
+                                  text="\n".join(f"{m.role}: {t}" for m, t in zip(body.messages, verdict.texts)))
     refuse_input(verdict)
     request = upstream_request(body, verdict.texts)
 
     if body.stream:
-        try:
-            stream = await services.upstream.open_stream(request)
-        except UpstreamError as exc:
-            raise upstream_api_error(services, exc) from None
+        with services.no_answer_on_error(answer, **ids):
+            try:
+                stream = await services.upstream.open_stream(request)
+            except UpstreamError as exc:
+                raise upstream_api_error(services, exc) from None
 
         def done(output: Verdict, status: str) -> None:
             if status == "upstream_error":
                 services.metrics.upstream_errors.labels("502").inc()
-            services.audit_event(request_id=request_id, key_id=caller.key_id, policy=caller.policy, endpoint="chat",
-                                 verdict=output, text=output.texts[0])
+            services.audit_event(**ids, verdict=output, text=output.texts[0], closes=answer)
 
         job = StreamJob(guards["output"], policy, vault, body.model, request.include_usage, started)
         return StreamingResponse(
@@ -83,13 +84,13 @@ async def chat_completions(caller: ChatCaller, services: ReadyServices, body: Ch
             media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
 
-    try:
-        reply = await services.upstream.complete(request)
-    except UpstreamError as exc:
-        raise upstream_api_error(services, exc) from None
-    output = await guards["output"].run([reply.text], vault)
-    services.audit_event(request_id=request_id, key_id=caller.key_id, policy=caller.policy, endpoint="chat",
-                         verdict=output, text=output.texts[0])
+    with services.no_answer_on_error(answer, **ids):
+        try:
+            reply = await services.upstream.complete(request)
+        except UpstreamError as exc:
+            raise upstream_api_error(services, exc) from None
+        output = await guards["output"].run([reply.text], vault)
+    services.audit_event(**ids, verdict=output, text=output.texts[0], closes=answer)
     usage = reply.usage.to_dict() if reply.usage else None
     completion_id = shapes.new_id("chatcmpl")
     if output.blocked_by is not None:
