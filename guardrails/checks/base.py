@@ -2,7 +2,8 @@
 
 A check kind contributes three things, each in its own file (``regex.py``, ``words.py``, ``pii.py``,
 ``classifier.py``): a config dataclass (what the policy YAML may say), a scanner (``async scan(texts)``) and a
-:class:`CheckKind` that ties them together and is registered explicitly in ``checks/__init__.py``.
+:class:`CheckKind` that ties them together and is registered explicitly in ``checks/__init__.py``. A scanner of a
+kind that may redact also says where a stream's held-back text may be cut (``hold``, see ``holds.py``).
 What to do with a result (block, redact, flag; what happens on an error) is the engine's job, not the scanner's.
 """
 
