@@ -109,7 +109,8 @@ class Guard:
             if check.config.action == "redact":
                 outcomes[index] = outcome = await self._run_one(check, current, skip, roles)
                 if outcome.fired:
-                    current = [_redact(text, found, outcome.restore, vault) for text, found in zip(current, outcome.findings)]
+                    current = [_redact(text, found, check.config, roles[i] if roles is not None else None, vault)
+                               for i, (text, found) in enumerate(zip(current, outcome.findings))]
                     changed = True
         others = [i for i in range(len(self.checks)) if i not in outcomes]
         results = await asyncio.gather(*(self._run_one(self.checks[i], current, skip, roles) for i in others))
@@ -162,12 +163,14 @@ async def _with_timeout(awaitable, seconds: float):
     return await asyncio.wait_for(awaitable, seconds)
 
 
-def _redact(text: str, findings: tuple[Finding, ...], restore: bool, vault: Vault) -> str:
+def _redact(text: str, findings: tuple[Finding, ...], config: CheckConfig, role: str | None, vault: Vault) -> str:
+    """Redact one text's findings; they are restorable if the check restores values from messages of ``role``."""
+    restore = config.restore and role in config.restore_roles
     spans: list[tuple[Finding, bool]] = []
     for finding in sorted(findings, key=lambda f: f.start):
         if not spans or finding.start >= spans[-1][0].end:  # overlapping matches of one check: the first wins
             spans.append((finding, restore))
-    return vault.redact(text, spans)
+    return vault.redact(text, spans, role=role)
 
 
 def _visible(result: ScanResult, skip: int) -> ScanResult:

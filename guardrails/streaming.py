@@ -45,8 +45,10 @@ class WindowChecker:
         self.blocked_by: CheckOutcome | None = None
 
     async def check(self, window: str) -> str | None:
-        """The text to send for ``window`` (redacted, placeholders restored), or None if it must be withheld."""
+        """The text to send for ``window`` (redacted, the user's own values restored), or None if it must be
+        withheld. Restorable values the user did not send are put back before the checks, so they judge them."""
         context = self.released[-self.context_chars:] if self.context_chars else ""
+        window = self.vault.restore_unsent(window)
         verdict = await self.guard.run([context + window], self.vault, skip=[len(context)])
         self._add(verdict)
         if verdict.blocked_by is not None:

@@ -67,6 +67,8 @@ def parse_policy_text(text: str, *, source: str = "<policy>", base_dir: Path | N
             raise FieldError(("action",), f"a {kind.name} check can only {' or '.join(sorted(kind.actions))}, not {config.action}")
         if config.restore and config.action != "redact":
             raise FieldError(("restore",), "restore needs action: redact")
+        if config.restore_roles != ("user",) and not config.restore:
+            raise FieldError(("restore_roles",), "restore_roles needs restore: true")
         return config
 
     try:
