@@ -120,7 +120,9 @@ class Guard:
         for index in redacting:
             outcomes[index] = outcome = await self._run_one(self.checks[index], reading, skip)
             if outcome.fired:
-                current = [_redact(text, found, outcome.restore, vault) for text, found in zip(current, outcome.findings)]
+                config = self.checks[index].config
+                current = [_redact(text, found, config, roles[i] if roles is not None else None, vault)
+                           for i, (text, found) in enumerate(zip(current, outcome.findings))]
                 changed = True
                 reading = Reading(current, roles)
         others = [i for i in range(len(self.checks)) if i not in outcomes]
@@ -196,8 +198,10 @@ async def _with_timeout(awaitable, seconds: float):
     return await asyncio.wait_for(awaitable, seconds)
 
 
-def _redact(text: str, findings: tuple[Finding, ...], restore: bool, vault: Vault) -> str:
-    """Overlapping matches (of the original and of the view) are redacted as their union, so no part is left."""
+def _redact(text: str, findings: tuple[Finding, ...], config: CheckConfig, role: str | None, vault: Vault) -> str:
+    """Overlapping matches (of the original and of the view) are redacted as their union, so no part is left; they
+    are restorable if the check restores values from messages of ``role``."""
+    restore = config.restore and role in config.restore_roles
     merged: list[Finding] = []
     for finding in sorted(findings, key=lambda f: (f.start, f.end)):
         if merged and finding.start < merged[-1].end:
@@ -205,4 +209,4 @@ def _redact(text: str, findings: tuple[Finding, ...], restore: bool, vault: Vaul
             merged[-1] = Finding(last.start, max(last.end, finding.end), last.label)
         else:
             merged.append(finding)
-    return vault.redact(text, [(finding, restore) for finding in merged])
+    return vault.redact(text, [(finding, restore) for finding in merged], role=role)

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from shieldkit.guardrails.checks.base import Finding
+from shieldkit.guardrails.checks.holds import GrowingPattern, Hold, merge
 
 # Official IBAN lengths by country (SWIFT IBAN registry).
 IBAN_LENGTHS = {
@@ -140,6 +141,7 @@ RECOGNIZERS: tuple[Recognizer, ...] = (
     ),
 )
 ENTITIES: tuple[str, ...] = tuple(r.entity for r in RECOGNIZERS)
+_GROWING = {r.entity: GrowingPattern(r.pattern) for r in RECOGNIZERS}
 
 
 def find_pii(text: str, entities: Iterable[str] = ENTITIES) -> list[Finding]:
@@ -157,3 +159,10 @@ def find_pii(text: str, entities: Iterable[str] = ENTITIES) -> list[Finding]:
             if not any(span.start < other.end and other.start < span.end for other in taken):
                 taken.append(span)
     return sorted(taken, key=lambda f: f.start)
+
+
+def pii_hold(text: str, entities: Iterable[str] = ENTITIES) -> Hold:
+    """Where streamed ``text`` must not be cut: inside a valid candidate, or where a candidate may still grow."""
+    wanted = set(entities)
+    return merge((_GROWING[r.entity].hold(text, lambda m, r=r: bool(r.validate(m.group())))
+                  for r in RECOGNIZERS if r.entity in wanted), len(text))

@@ -1,10 +1,12 @@
 """Streaming with output checks that are never bypassed.
 
-Upstream text is held back and released in windows (sentence ends, or every N tokens): each window is checked --
-together with the tail of what was already released, so checks see across cuts -- before any of it is sent. On a
-violation the last chunk carries the policy's refusal and ``finish_reason: "content_filter"``; nothing past the
-violation is sent. If the upstream fails mid-way, the held-back text is dropped and an error event ends the stream.
-The upstream keeps generating into a queue while a window is being checked, so checks and generation overlap.
+Upstream text is held back and released in windows (sentence ends, or every N tokens; never across a possible
+secret or PII value, see ``windows.py``): each window is checked -- together with the tail of what was already
+released, so checks see across cuts -- before any of it is sent. On a violation the last chunk carries the policy's
+refusal and ``finish_reason: "content_filter"``; nothing past the violation is sent. The same ending, reported as the
+check ``stream.hold_chars``, refuses text that could not be cut safely within the policy's hold limit. If the
+upstream fails mid-way, the held-back text is dropped and an error event ends the stream. The upstream keeps
+generating into a queue while a window is being checked, so checks and generation overlap.
 """
 
 from __future__ import annotations
@@ -22,9 +24,11 @@ from shieldkit.guardrails.engine import CheckOutcome, Guard, Verdict
 from shieldkit.guardrails.policy.schema import Policy
 from shieldkit.guardrails.upstream import UpstreamError, UpstreamStream
 from shieldkit.guardrails.vault import Vault
-from shieldkit.guardrails.windows import WindowCutter
+from shieldkit.guardrails.windows import WindowCutter, redact_holders
 
 log = logging.getLogger("shieldkit.guardrails")
+HOLD_CONTEXT = 256  # released characters the window cutter reads before the held text (look-behinds, word starts)
+HOLD_LIMIT = "stream.hold_chars"  # the name under which refused, uncuttable text is reported
 
 
 class WindowChecker:
@@ -41,8 +45,10 @@ class WindowChecker:
         self.blocked_by: CheckOutcome | None = None
 
     async def check(self, window: str) -> str | None:
-        """The text to send for ``window`` (redacted, placeholders restored), or None if it must be withheld."""
+        """The text to send for ``window`` (redacted, the user's own values restored), or None if it must be
+        withheld. Restorable values the user did not send are put back before the checks, so they judge them."""
         context = self.released[-self.context_chars:] if self.context_chars else ""
+        window = self.vault.restore_unsent(window)
         verdict = await self.guard.run([context + window], self.vault, skip=[len(context)])
         self._add(verdict)
         if verdict.blocked_by is not None:
@@ -51,6 +57,11 @@ class WindowChecker:
         checked = verdict.texts[0][len(context):]
         self.released += checked
         return self.vault.restore(checked)
+
+    def refuse_held(self) -> None:
+        """Record that held text was refused because no safe cut came within the hold limit."""
+        self.blocked_by = CheckOutcome(HOLD_LIMIT, "stream", "block", "block", None, None, True, None, 0.0)
+        self.outcomes[HOLD_LIMIT] = self.blocked_by
 
     def _add(self, verdict: Verdict) -> None:
         self.latency_ms += verdict.latency_ms
@@ -84,7 +95,7 @@ class StreamJob:
 
 async def guarded_sse(job: StreamJob, upstream: UpstreamStream, *, on_done, on_first_release=None) -> AsyncIterator[bytes]:
     """SSE bytes for the client. ``on_done(verdict, status)`` is called exactly once, however the stream ends."""
-    cutter = WindowCutter(job.policy.stream)
+    cutter = WindowCutter(job.policy.stream, redact_holders(job.guard))
     checker = WindowChecker(job.guard, job.vault, job.policy.stream.context_chars)
     queue: asyncio.Queue = asyncio.Queue()
     pump = asyncio.create_task(_pump(upstream, queue))
@@ -111,12 +122,16 @@ async def guarded_sse(job: StreamJob, upstream: UpstreamStream, *, on_done, on_f
                                                 "code": "upstream_timeout" if value.status == 504 else "upstream_error"}})
                     return
             while pending:
-                size = cutter.cut(pending, pieces, final=finished)
-                if not size:
+                size = cutter.cut(pending, pieces, context=checker.released[-HOLD_CONTEXT:], final=finished)
+                if not size and not cutter.over_cap(pending):
                     break
-                window, pending = pending[:size], pending[size:]
-                pieces = round(pieces * len(pending) / (len(pending) + size)) if pending else 0
-                text = await checker.check(window)
+                if size:
+                    window, pending = pending[:size], pending[size:]
+                    pieces = round(pieces * len(pending) / (len(pending) + size)) if pending else 0
+                    text = await checker.check(window)
+                else:  # held past the limit with no safe cut: refuse the rest rather than release it unchecked
+                    checker.refuse_held()
+                    text = None
                 if text is None:
                     status = "blocked"
                     refusal = ("\n\n" if sent_any else "") + job.policy.refusal

@@ -4,11 +4,16 @@ It answers by echoing the last user message, word by word when streaming. The re
 behaviour, so a test can make it misbehave through the proxy:
 
     stub             echo                              stub-500       fail with HTTP 500
-    stub-slow        echo, 20 ms per streamed word
+    stub-slow        echo, 20 ms per streamed word     stub-400       reject with HTTP 400
     stub-stall       accept, then never answer         stub-429       rate limit
     stub-stall-mid   stream a few words, then stall    stub-garbage   200 with a body that is not JSON
     stub-drop        stream a few words, then drop     stub-garbage-mid  a few words, then an invalid event
     stub-cut         stream a few words, then close cleanly without finishing
+    stub-error-mid   stream a few words, then an error event
+    stub-pieces      the last user message is a JSON list of strings: the answer, one string per streamed event
+    stub-echo-system echo the first system message instead (a model repeating its instructions)
+
+Error messages (HTTP errors and the error event) repeat the echo, as servers that quote the request do.
 
     python -m shieldkit.guardrails.stub --port 9000    # then: shieldkit serve --upstream http://127.0.0.1:9000/v1
 """
@@ -28,8 +33,9 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 
-MODELS = ("stub", "stub-slow", "stub-stall", "stub-stall-mid", "stub-drop", "stub-cut", "stub-500", "stub-429", "stub-garbage",
-          "stub-garbage-mid")
+MODELS = ("stub", "stub-slow", "stub-stall", "stub-stall-mid", "stub-drop", "stub-cut", "stub-500", "stub-400", "stub-429",
+          "stub-garbage", "stub-garbage-mid", "stub-error-mid", "stub-pieces", "stub-echo-system")
+MIDWAY = ("stub-stall-mid", "stub-drop", "stub-cut", "stub-garbage-mid", "stub-error-mid")  # fail at the fourth word
 WORDS = re.compile(r"\S+\s*|\s+")
 
 
@@ -51,17 +57,24 @@ def create_stub_app(*, token_delay: float = 0.0, prefix: str = "") -> FastAPI:
         body = await request.json()
         app.state.received.append(body)
         model = body.get("model")
-        user = [m.get("content", "") for m in body.get("messages", []) if m.get("role") == "user"]
-        reply = prefix + (user[-1] if user else "")
+        role = "system" if model == "stub-echo-system" else "user"
+        said = [m.get("content", "") for m in body.get("messages", []) if m.get("role") == role]
+        text = said[-1 if role == "user" else 0] if said else ""
+        pieces = [prefix, *json.loads(text)] if model == "stub-pieces" else WORDS.findall(prefix + text)
+        pieces = [piece for piece in pieces if piece]
+        reply = "".join(pieces)
         if model not in MODELS:
             return JSONResponse({"error": {"message": f"no model {model}", "type": "invalid_request_error",
                                            "code": "model_not_found"}}, status_code=404)
         if model == "stub-stall":
             await asyncio.sleep(3600)
         if model == "stub-500":
-            return JSONResponse({"error": {"message": "upstream exploded", "type": "server_error"}}, status_code=500)
+            return JSONResponse({"error": {"message": f"upstream exploded on: {reply}", "type": "server_error"}}, status_code=500)
+        if model == "stub-400":
+            return JSONResponse({"error": {"message": f"invalid request: {reply}", "type": "invalid_request_error"}},
+                                status_code=400)
         if model == "stub-429":
-            return JSONResponse({"error": {"message": "slow down", "type": "rate_limit_error"}}, status_code=429)
+            return JSONResponse({"error": {"message": f"slow down: {reply}", "type": "rate_limit_error"}}, status_code=429)
         if model == "stub-garbage":
             return PlainTextResponse("<html>definitely not json", status_code=200)
         usage = {"prompt_tokens": sum(len(str(m.get("content", "")).split()) for m in body.get("messages", [])),
@@ -71,26 +84,29 @@ def create_stub_app(*, token_delay: float = 0.0, prefix: str = "") -> FastAPI:
                     "choices": [{"index": 0, "message": {"role": "assistant", "content": reply}, "finish_reason": "stop"}],
                     "usage": usage}
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-        return StreamingResponse(_events(model, reply, usage, include_usage, token_delay), media_type="text/event-stream")
+        return StreamingResponse(_events(model, pieces, usage, include_usage, token_delay), media_type="text/event-stream")
 
     return app
 
 
-async def _events(model: str, reply: str, usage: dict, include_usage: bool, delay: float):
+async def _events(model: str, pieces: list[str], usage: dict, include_usage: bool, delay: float):
     def event(delta: dict[str, Any], finish: str | None = None) -> bytes:
         chunk = {"id": "chatcmpl-stub", "object": "chat.completion.chunk", "created": 0, "model": model,
                  "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
         return f"data: {json.dumps(chunk)}\n\n".encode()
 
     yield event({"role": "assistant", "content": ""})
-    for index, word in enumerate(WORDS.findall(reply) or [""]):
-        if index == 3 and model in ("stub-stall-mid", "stub-drop", "stub-cut", "stub-garbage-mid"):
+    for index, word in enumerate(pieces or [""]):
+        if index == 3 and model in MIDWAY:
             if model == "stub-stall-mid":
                 await asyncio.sleep(3600)
             if model == "stub-drop":
                 raise StubDrop("dropping the connection on purpose")
             if model == "stub-garbage-mid":
                 yield b"data: {this is not json\n\n"
+            if model == "stub-error-mid":
+                error = {"error": {"message": f"generation failed after: {''.join(pieces)}", "type": "server_error"}}
+                yield f"data: {json.dumps(error)}\n\n".encode()
             return
         if delay or model == "stub-slow":
             await asyncio.sleep(delay or 0.02)

@@ -2,7 +2,8 @@
 
 A check kind contributes three things, each in its own file (``regex.py``, ``words.py``, ``pii.py``,
 ``classifier.py``, ``disguise.py``): a config dataclass (what the policy YAML may say), a scanner (``async scan(texts)``) and a
-:class:`CheckKind` that ties them together and is registered explicitly in ``checks/__init__.py``.
+:class:`CheckKind` that ties them together and is registered explicitly in ``checks/__init__.py``. A scanner of a
+kind that may redact also says where a stream's held-back text may be cut (``hold``, see ``holds.py``).
 What to do with a result (block, redact, flag; what happens on an error) is the engine's job, not the scanner's.
 """
 
@@ -62,12 +63,14 @@ class CheckConfig:
     action: Action = "block"  # block: refuse; redact: replace matches with typed placeholders; flag: log only
     on_error: OnError = "block"  # what a failing (or unavailable) check means: block the text, or let it through
     restore: bool = False  # redact only: put the originals back into the response (input checks)
+    restore_roles: tuple[Role, ...] = ("user",)  # with restore: only values found in messages of these roles
     roles: tuple[Role, ...] = ()  # input checks: only messages with these roles (default: every message)
 
     def __post_init__(self) -> None:
         validate_fields(self)
         require(bool(NAME_PATTERN.match(self.name)), "name",
                 f"must be lowercase letters, digits, '_' or '-' (starting with a letter), got {self.name!r}")
+        require(bool(self.restore_roles), "restore_roles", "must list at least one role (or set restore: false)")
 
 
 @dataclass(frozen=True)

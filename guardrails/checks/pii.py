@@ -6,7 +6,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from shieldkit.guardrails.checks.base import BuildContext, CheckConfig, CheckKind, ScanResult
-from shieldkit.guardrails.pii import ENTITIES, find_pii
+from shieldkit.guardrails.checks.holds import Hold
+from shieldkit.guardrails.pii import ENTITIES, find_pii, pii_hold
 from shieldkit.guardrails.fields import FieldError
 
 
@@ -33,6 +34,9 @@ class PiiScanner:
             findings = tuple(find_pii(text, self.entities))
             results.append(ScanResult(score=1.0 if findings else 0.0, fired=bool(findings), findings=findings))
         return results
+
+    def hold(self, text: str) -> Hold:
+        return pii_hold(text, self.entities)
 
 
 def build(config: PiiConfig, context: BuildContext) -> PiiScanner:

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from shieldkit.guardrails.checks.base import BuildContext, CheckConfig, CheckKind, Finding, ScanResult
+from shieldkit.guardrails.checks.holds import GrowingPattern, Hold
 from shieldkit.guardrails.fields import FieldError, require
 
 
@@ -40,6 +41,7 @@ class PatternScanner:
     def __init__(self, pattern: re.Pattern[str], label: str) -> None:
         self.pattern = pattern
         self.label = label
+        self.growing = GrowingPattern(pattern)
 
     async def scan(self, texts: Sequence[str]) -> list[ScanResult]:
         results = []
@@ -47,6 +49,9 @@ class PatternScanner:
             findings = tuple(Finding(m.start(), m.end(), self.label) for m in self.pattern.finditer(text) if m.end() > m.start())
             results.append(ScanResult(score=1.0 if findings else 0.0, fired=bool(findings), findings=findings))
         return results
+
+    def hold(self, text: str) -> Hold:
+        return self.growing.hold(text)
 
 
 def build(config: RegexConfig, context: BuildContext) -> PatternScanner:

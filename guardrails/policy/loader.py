@@ -10,6 +10,7 @@ from typing import Any
 
 from shieldkit.errors import ConfigError
 from shieldkit.guardrails.checks import BuildContext, CheckConfig, CheckRegistry, builtin_registry
+from shieldkit.guardrails.checks.holds import Holding
 from shieldkit.guardrails.engine import Check, Guard, Observer
 from shieldkit.guardrails.fields import FieldError, from_dict
 from shieldkit.guardrails.policy.schema import PolicyFile
@@ -66,6 +67,8 @@ def parse_policy_text(text: str, *, source: str = "<policy>", base_dir: Path | N
             raise FieldError(("action",), f"a {kind.name} check can only {' or '.join(sorted(kind.actions))}, not {config.action}")
         if config.restore and config.action != "redact":
             raise FieldError(("restore",), "restore needs action: redact")
+        if config.restore_roles != ("user",) and not config.restore:
+            raise FieldError(("restore_roles",), "restore_roles needs restore: true")
         return config
 
     try:
@@ -89,6 +92,9 @@ def build_guards(loaded: LoadedPolicies, context: BuildContext, *, timeout_s: fl
                     scanner = kind.build(config, context)
                 except ConfigError as exc:
                     raise ConfigError(f"{loaded.source}: policy '{name}', {direction} check '{config.name}': {exc}") from None
+                if config.action == "redact" and not isinstance(scanner, Holding):
+                    raise ConfigError(f"{loaded.source}: policy '{name}', {direction} check '{config.name}': a {config.kind} "
+                                      "check cannot redact: its scanner does not say where streamed text may be cut")
                 checks.append(Check(config, scanner, kind.reads))
             guards[name][direction] = Guard(direction, checks, timeout_s=timeout_s, observer=observer)
     return guards

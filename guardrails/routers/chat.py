@@ -89,7 +89,7 @@ async def chat_completions(caller: ChatCaller, services: ReadyServices, body: Ch
             reply = await services.upstream.complete(request)
         except UpstreamError as exc:
             raise upstream_api_error(services, exc) from None
-        output = await guards["output"].run([reply.text], vault)
+        output = await guards["output"].run([vault.restore_unsent(reply.text)], vault)  # values the user did not send
     services.audit_event(**ids, verdict=output, text=output.texts[0], closes=answer)
     usage = reply.usage.to_dict() if reply.usage else None
     completion_id = shapes.new_id("chatcmpl")

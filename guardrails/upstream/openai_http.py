@@ -1,8 +1,14 @@
-"""Any OpenAI-compatible server (vLLM, TGI, Ollama, llama.cpp server, OpenAI) as the upstream, over pooled httpx."""
+"""Any OpenAI-compatible server (vLLM, TGI, Ollama, llama.cpp server, OpenAI) as the upstream, over pooled httpx.
+
+The upstream's own error text (an error body, a mid-stream error event) is never put into the proxy's errors: it
+is output nobody checked, and may repeat what the request or the answer held. Clients get the upstream's status;
+the text is logged at debug level for the operator.
+"""
 
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -10,6 +16,8 @@ import httpx
 
 from shieldkit.guardrails.upstream.base import UpstreamError, UpstreamReply, UpstreamRequest, UpstreamStream, Usage
 
+log = logging.getLogger("shieldkit.guardrails")
+WITHHELD = "its error text is not passed on (it was not checked)"
 _FORWARDED = ("max_tokens", "temperature", "top_p", "seed", "presence_penalty", "frequency_penalty", "user")
 
 
@@ -141,9 +149,9 @@ def _parse_chunk(data: str, stream: UpstreamStream) -> str:
     if not isinstance(chunk, dict):
         raise UpstreamError(502, "the upstream sent an invalid stream event (not a JSON object)")
     if "error" in chunk:
-        error = chunk["error"]
-        message = error.get("message") if isinstance(error, dict) else str(error)
-        raise UpstreamError(502, f"the upstream failed mid-stream: {message}")
+        log.warning("the upstream sent an error event mid-stream (its text is logged at debug level)")
+        log.debug("upstream error event: %.2000s", data)
+        raise UpstreamError(502, f"the upstream failed mid-stream with an error event; {WITHHELD}")
     if chunk.get("usage"):
         stream.usage = _usage(chunk["usage"])
     choices = chunk.get("choices")
@@ -173,20 +181,14 @@ def _usage(raw: Any) -> Usage | None:
 
 
 def _status_error(status: int, detail: str) -> UpstreamError:
-    message = detail
-    try:
-        parsed = json.loads(detail)
-        if isinstance(parsed, dict) and isinstance(parsed.get("error"), dict):
-            message = str(parsed["error"].get("message") or detail)
-    except ValueError:
-        pass
-    message = " ".join(message.split())[:300] or "no details"
+    log.warning("the upstream answered HTTP %d (its error text is logged at debug level)", status)
+    log.debug("upstream HTTP %d body: %.2000s", status, detail)
     if status in (401, 403):
         return UpstreamError(502, f"the upstream refused the proxy's credentials (HTTP {status})")
     if status == 429:
-        return UpstreamError(429, f"the upstream is rate limiting: {message}", code="upstream_rate_limited")
+        return UpstreamError(429, f"the upstream is rate limiting (HTTP 429); {WITHHELD}", code="upstream_rate_limited")
     if status >= 500:
-        return UpstreamError(502, f"the upstream failed with HTTP {status}: {message}")
+        return UpstreamError(502, f"the upstream failed with HTTP {status}; {WITHHELD}")
     code = "model_not_found" if status == 404 else "upstream_rejected"
-    return UpstreamError(status if status in (400, 404, 413, 422) else 400, f"the upstream rejected the request: {message}", code=code)
-
+    return UpstreamError(status if status in (400, 404, 413, 422) else 400,
+                         f"the upstream rejected the request with HTTP {status}; {WITHHELD}", code=code)

@@ -46,11 +46,26 @@ def test_vault_numbers_values_per_type_and_restores_only_what_it_should():
     vault = Vault()
     text = "a@x.io, b@y.io, a@x.io"
     spans = [(Finding(0, 6, "EMAIL"), True), (Finding(8, 14, "EMAIL"), False), (Finding(16, 22, "EMAIL"), True)]
-    redacted = vault.redact(text, spans)
+    redacted = vault.redact(text, spans, role="user")
     assert redacted == "<EMAIL_1>, <EMAIL_2>, <EMAIL_1>"
     # restorable: EMAIL_1 only; an unknown look-alike stays as it is
     assert vault.restore("to <EMAIL_1> not <EMAIL_2> nor <EMAIL_9>") == "to a@x.io not <EMAIL_2> nor <EMAIL_9>"
+    assert vault.restore_unsent("<EMAIL_1>") == "<EMAIL_1>"  # the user sent it: restored after the checks only
     assert Vault().restore("<EMAIL_1>") == "<EMAIL_1>"  # another request's vault knows nothing
+
+
+def test_vault_gives_the_user_back_only_what_the_user_sent():
+    vault = Vault()
+    system = vault.redact("cfo@corp.example", [(Finding(0, 16, "EMAIL"), True)], role="system")
+    user = vault.redact("me@home.example", [(Finding(0, 15, "EMAIL"), True)], role="user")
+    answer = vault.redact("bot@x.example", [(Finding(0, 13, "EMAIL"), False)], role=None)  # found in the answer
+    assert (system, user, answer) == ("<EMAIL_1>", "<EMAIL_2>", "<EMAIL_3>")
+    assert vault.restore("<EMAIL_1> <EMAIL_2> <EMAIL_3>") == "<EMAIL_1> me@home.example <EMAIL_3>"
+    # a restorable value from another role goes back in before the output checks, for them to judge
+    assert vault.restore_unsent("<EMAIL_1> <EMAIL_2> <EMAIL_3>") == "cfo@corp.example <EMAIL_2> <EMAIL_3>"
+    # the output check redacts it again: the same placeholder, still not the user's, so it stays
+    again = vault.redact("cfo@corp.example", [(Finding(0, 16, "EMAIL"), False)], role=None)
+    assert again == "<EMAIL_1>" and vault.restore(again) == "<EMAIL_1>"
 
 
 @pytest.mark.skipif(not (DATA / "presidio-pii").is_dir(), reason="../shared/data/presidio-pii not present (set SHIELDKIT_DATA)")
