@@ -20,6 +20,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from eval_sets import BARS, card_metrics, evaluation_sets, measure  # noqa: E402
 
@@ -32,20 +34,21 @@ class Baseline:
     def __init__(self, name, featurize, corpus, fpr_budget):
         from sklearn.linear_model import LogisticRegression
 
-        from shieldkit.classifiers.safety_training import fpr_threshold
+        from shieldkit.classifiers.calibration import benign_threshold
 
         self.name, self.featurize = name, featurize
         started = time.perf_counter()
         x = featurize(corpus.texts)
         train, held = corpus.subset("train"), corpus.subset("calibration")
         benign = held[(corpus.labels[held] == 0).all(axis=1)]
+        sources = np.array(corpus.origin)[benign]
         self.models, self.thresholds = {}, {}
         for column, policy in enumerate(corpus.policies):
             rows = train[corpus.labels[train, column] >= 0]
             model = LogisticRegression(C=1.0, max_iter=3000, class_weight="balanced")
             model.fit(x[rows], corpus.labels[rows, column], sample_weight=corpus.weights[rows])
             self.models[policy] = model
-            self.thresholds[policy] = fpr_threshold(model.predict_proba(x[benign])[:, 1], fpr_budget)
+            self.thresholds[policy] = benign_threshold(model.predict_proba(x[benign])[:, 1], sources, fpr_budget)[0]
         self.seconds = time.perf_counter() - started
 
     def score(self, texts):
@@ -69,7 +72,7 @@ def minilm_features():
     return lambda texts: model.encode(list(texts), batch_size=64, normalize_embeddings=True)
 
 
-def defaults_table(runtime, data_root: Path, results: dict, cards: bool) -> None:
+def defaults_table(runtime, data_root: Path, results: dict, cards: bool, baselines: bool = True) -> None:
     from shieldkit.classifiers import load_bank
     from shieldkit.classifiers.corpus import build_corpus
     from shieldkit.classifiers.defaults import DEFAULT_TRAINING
@@ -79,7 +82,7 @@ def defaults_table(runtime, data_root: Path, results: dict, cards: bool) -> None
     methods = {"shieldkit (safety model)": (lambda texts: bank.score(texts),
                                             {n: c.threshold for n, c in bank.classifiers.items()})}
     corpus = build_corpus(data_root)
-    for name, featurize in (("TF-IDF + LR", tfidf_features(corpus)), ("MiniLM + LR", minilm_features())):
+    for name, featurize in (() if baselines is False else (("TF-IDF + LR", tfidf_features(corpus)), ("MiniLM + LR", minilm_features()))):
         baseline = Baseline(name, featurize, corpus, DEFAULT_TRAINING.fpr_budget)
         print(f"  {name}: trained on {len(corpus.subset('train'))} rows in {baseline.seconds:.0f} s", file=sys.stderr)
         methods[name] = (baseline.score, baseline.thresholds)
@@ -120,8 +123,15 @@ def write_default_cards(bank, sets, measured) -> None:
     scores = measured["scores"]
     for policy, classifier in bank.classifiers.items():
         evaluations = card_metrics(policy, classifier.threshold, sets, scores)
-        write_card(classifier, default_policy(policy).classifier.parent / "CARD.md", evaluations,
-                   tuple(measured["per_policy"][policy].get("notes", ())))
+        rates = measured["per_policy"][policy]
+        notes = (f"Over-fires on real chat prompts more than on its held-out data: it flags "
+                 f"{rates['wildguard_benign_fpr']:.1%} of WildGuard's benign prompts and {rates['xstest_safe_fpr']:.1%} "
+                 f"of XSTest's safe prompts that only sound unsafe (held-out benign rows: about 1 %).",)
+        if policy == "prompt_injection":
+            notes += (f"Misses injected instructions without a jailbreak tone: BIPIA recall "
+                      f"{measured['bipia_pi_recall']:.1%}; flags {measured['notinject_pi_fpr_worst']:.1%} of NotInject's "
+                      "benign prompts that use trigger words.",)
+        write_card(classifier, default_policy(policy).classifier.parent / "CARD.md", evaluations, notes)
 
 
 def ethos_curve(runtime, data_root: Path, ks, seeds, results) -> None:
@@ -186,6 +196,7 @@ def main(argv=None) -> int:
     parser.add_argument("--skip-curve", action="store_true", help="skip the ETHOS few-shot curve")
     parser.add_argument("--skip-defaults", action="store_true", help="skip the default policies and the bank cost")
     parser.add_argument("--cards", action="store_true", help="rewrite each default policy's CARD.md with the results")
+    parser.add_argument("--skip-baselines", action="store_true", help="measure shieldkit alone on the evaluation sets")
     parser.add_argument("--json", metavar="FILE", help="also write the raw numbers here")
     args = parser.parse_args(argv)
     data_root = Path(args.data_root)
@@ -197,7 +208,7 @@ def main(argv=None) -> int:
     runtime = GemmaRuntime.load(ModelSettings.create(model="embedded"), progress=False)
     results: dict = {}
     if not args.skip_defaults:
-        defaults_table(runtime, data_root, results, args.cards)
+        defaults_table(runtime, data_root, results, args.cards, baselines=not args.skip_baselines)
         bank_cost(runtime, data_root, results)
     if not args.skip_curve:
         ethos_curve(runtime, data_root, [int(k) for k in args.ks.split(",")], args.seeds, results)

@@ -165,6 +165,16 @@ LICENCES = {
     "fastchat-bench-questions-benign": "Apache-2.0",
 }
 
+# Sources of ordinary user traffic (assistant commands, questions, role-play and system prompts, maths, neutral
+# sentences, help-seeking): each must meet the false-positive budget on its own (calibration.py). The negatives of
+# the toxicity corpora (forum sentences, tweets, talk-page comments) count only in the pool of all benign rows.
+EVERYDAY_SOURCES = (
+    "clinc150-benign", "banking77-benign", "hwu64-benign", "sgd-first-user-turns-benign", "nq-open-questions-benign",
+    "gsm8k-questions-benign", "wikipedia-identity-sentences-benign", "awesome-chatgpt-prompts-benign",
+    "self-instruct-human-benign", "fastchat-bench-questions-benign", "counsel-chat-mental-health-questions",
+    "SYNTH-cyberseceval-frr-benign", "deepset-prompt-injections", "examples/benign",
+)
+
 EVALUATION_SETS: dict[str, Callable[[Path], Iterator[str]]] = {}
 
 

@@ -9,9 +9,8 @@
 3. LoRA (peft, rank r on the layers [start, readout)) and the P heads are trained together with a masked,
    weighted binary cross-entropy: a row's unknown labels (-1) add nothing, team-written rows weigh more, and each
    policy's positives are up-weighted by sqrt(allowed / violating), capped.
-4. The calibration split (never trained on) fits each head's Platt scaling and chooses its threshold: the
-   lowest cut whose false-positive rate on the split's allowed-by-every-policy rows stays within
-   ``fpr_budget`` (``threshold_rule="fpr"``), i.e. recall at a stated false-positive budget.
+4. The calibration split (never trained on) fits each head's Platt scaling and chooses its threshold at a stated
+   false-positive budget on every benign source (``calibration.py``).
 """
 
 from __future__ import annotations
@@ -27,9 +26,9 @@ import torch
 
 from shieldkit.classifiers import stack
 from shieldkit.classifiers.corpus import UNKNOWN, Corpus
-from shieldkit.classifiers.evaluation import binary_metrics, fit_platt
+from shieldkit.classifiers.calibration import calibrate_heads
 from shieldkit.classifiers.gemma import PolicyHead, attach_lora, pad_batch
-from shieldkit.classifiers.safety import HeadCard, HeadClassifier, SafetyCard, SafetyModel
+from shieldkit.classifiers.safety import HeadClassifier, SafetyCard, SafetyModel
 from shieldkit.classifiers.storage import ADAPTER_DTYPE, adapter_fingerprint
 from shieldkit.errors import ConfigError
 from shieldkit.progress import bar
@@ -78,17 +77,6 @@ class SafetyTrainingConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
-
-
-def fpr_threshold(probabilities: np.ndarray, budget: float) -> float:
-    """The lowest threshold flagging at most ``budget`` of these allowed rows (midway to the next score)."""
-    p = np.sort(np.asarray(probabilities, dtype=np.float64))[::-1]
-    allowed = int(np.floor(budget * len(p)))  # this many may be flagged
-    if allowed >= len(p):
-        return 0.0
-    above = p[allowed]  # the highest score that must pass
-    below = p[allowed - 1] if allowed > 0 else min(1.0, above + 1e-3)
-    return float(min(1.0, (above + below) / 2 if below > above else np.nextafter(above, 2.0)))
 
 
 def _encode(runtime, texts: list[str], max_tokens: int) -> list[torch.Tensor]:
@@ -174,21 +162,6 @@ def _fold(head: PolicyHead, scale: Standardise) -> PolicyHead:
     return raw
 
 
-def _logodds(network, heads: torch.nn.ModuleList, states: list[torch.Tensor], start: int, readout: int) -> np.ndarray:
-    """[N, P] raw log-odds of every head (heads on raw pooled states)."""
-    order = sorted(range(len(states)), key=lambda i: len(states[i]))
-    result = np.zeros((len(states), len(heads)))
-    with torch.inference_mode(), bar(total=len(states), desc="held-out scores", unit="text") as progress:
-        for offset in range(0, len(order), 32):
-            chosen = order[offset : offset + 32]
-            hidden, mask = pad_batch([states[i] for i in chosen])
-            context = stack.build_context(network, hidden, mask)
-            pooled = stack.mean_pool(stack.run_layers(network, hidden, context, start, readout), mask)
-            result[chosen] = torch.stack([head(pooled) for head in heads], dim=-1).double().numpy()
-            progress.update(len(chosen))
-    return result
-
-
 def train_safety_model(corpus: Corpus, runtime: GemmaRuntime, config: SafetyTrainingConfig | None = None,
                        descriptions: dict[str, str] | None = None, cache_dir: str | Path | None = None,
                        ) -> tuple[SafetyModel, dict[str, HeadClassifier]]:
@@ -265,7 +238,6 @@ def train_safety_model(corpus: Corpus, runtime: GemmaRuntime, config: SafetyTrai
         for name, param in network.named_parameters():
             if "lora_" in name:
                 param.copy_(param.to(ADAPTER_DTYPE).float())  # what is saved is what was calibrated
-    held_z = _logodds(network, heads, [states[i] for i in held], start, readout)
     from peft import get_peft_model_state_dict
 
     fingerprint = adapter_fingerprint(get_peft_model_state_dict(network))
@@ -278,20 +250,6 @@ def train_safety_model(corpus: Corpus, runtime: GemmaRuntime, config: SafetyTrai
         metrics={"train_loss_per_epoch": losses, "seconds": round(time.perf_counter() - started, 1)},
     )
     safety = SafetyModel(runtime, card, network)
-    benign_rows = (corpus.labels[held] == 0).all(axis=1)
-    classifiers = {}
-    for column, name in enumerate(policies):
-        known_rows = corpus.labels[held, column] != UNKNOWN
-        y = corpus.labels[held, column][known_rows].astype(int)
-        calibration = fit_platt(held_z[known_rows, column], y)
-        p_all = calibration.apply(torch.tensor(held_z[:, column])).numpy()
-        threshold = fpr_threshold(p_all[benign_rows], config.fpr_budget)
-        metrics = binary_metrics(y, p_all[known_rows], threshold)
-        metrics["threshold_rule"] = f"false-positive rate <= {config.fpr_budget:g} on {int(benign_rows.sum())} held-out benign rows"
-        metrics["split"] = "calibration (held out from training)"
-        head_card = HeadCard(policy=name, description=descriptions.get(name, ""), threshold=threshold,
-                             calibration=calibration, safety_model=fingerprint, metrics=metrics,
-                             training={"joint": True, **config.to_dict()},
-                             data={"corpus_sha256": corpus.fingerprint(), "positives": int((y == 1).sum()), "n": int(len(y))})
-        classifiers[name] = HeadClassifier(safety, head_card, heads[column])
+    classifiers = calibrate_heads(safety, dict(zip(policies, heads)), corpus, config.fpr_budget, descriptions,
+                                  config.to_dict())
     return safety, classifiers

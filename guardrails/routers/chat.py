@@ -20,7 +20,7 @@ from shieldkit.guardrails.vault import Vault
 
 router = APIRouter(tags=["chat"])
 STREAM_OK = {"description": "The checked completion: JSON, or server-sent events with `stream: true`",
-             "content": {"text/event-stream": {"schema": {"type": "string"}}}}
+             "content": {"text/event-stream": {}}}  # events are chat.completion.chunk objects (OpenAI's stream format)
 
 
 def refuse_input(verdict: Verdict) -> None:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from shieldkit.classifiers.corpus import EVALUATION_SETS, SETS, UNKNOWN, build_corpus, normalise
-from shieldkit.classifiers.safety_training import fpr_threshold
+from shieldkit.classifiers.calibration import fpr_threshold
 from shieldkit.errors import ConfigError
 
 from .conftest import DATA_ROOT

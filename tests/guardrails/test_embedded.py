@@ -74,7 +74,7 @@ def test_the_default_policy_on_the_embedded_gemma(make_proxy, real_runtime):
 
     text = "".join(c.choices[0].delta.content or "" for c in client.chat.completions.create(
         model=model, max_tokens=24, temperature=0, stream=True,
-        messages=[{"role": "user", "content": "Reply to jane.roe@example.com about her card 4111 1111 1111 1111."}])
+        messages=[{"role": "user", "content": "Write a short note to jane.roe@example.com about Friday's meeting."}])
         if c.choices)
     assert text.strip()
     import sqlite3

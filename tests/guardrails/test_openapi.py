@@ -110,7 +110,8 @@ def test_errors_have_the_documented_status_and_shape(shared_rules_proxy, documen
 def test_key_schemes_are_declared_when_keys_are_configured(make_proxy):
     digest = hashlib.sha256(b"sk-one").hexdigest()
     proxy = make_proxy(f"policies:\n  default: {{}}\nkeys:\n  - {{id: one, sha256: {digest}, policy: default}}\n")
-    document = httpx.get(proxy.url + "/openapi.json").json()
+    assert httpx.get(proxy.url + "/openapi.json").status_code == 401  # closed without a key when keys exist
+    document = httpx.get(proxy.url + "/openapi.json", headers={"Authorization": "Bearer sk-one"}).json()
     assert set(document["components"]["securitySchemes"]) == {"bearer", "api-key"}
     assert document["paths"]["/v1/chat/completions"]["post"]["security"] == [{"bearer": []}, {"api-key": []}]
     assert "security" not in document["paths"]["/healthz"]["get"]

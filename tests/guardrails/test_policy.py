@@ -23,6 +23,8 @@ def test_the_default_policy_loads_with_its_checks_in_order():
     assert next(c for c in policy.input if c.name == "disguised_text").kind == "disguise"
     assert {c.classifier for c in policy.input if c.kind == "classifier"} == {
         "hate", "harassment", "sexual", "violence", "self_harm", "dangerous", "prompt_injection"}
+    classifiers = [c for c in (*policy.input, *policy.output) if c.kind == "classifier"]
+    assert len(classifiers) == 13 and all(c.action == "block" for c in classifiers), "every default classifier enforces"
     assert policy.stream.window == "sentence" and not loaded.file.keys
 
 
