@@ -207,10 +207,11 @@ def run_train_defaults(args: argparse.Namespace) -> int:
     import os
 
     from shieldkit.classifiers.defaults import train_defaults
+    from shieldkit.model.runtime import GemmaRuntime
 
     data_root = args.data_root or os.environ.get("SHIELDKIT_DATA") or str(Path(__file__).resolve().parents[1] / ".." / "shared" / "data")
     settings = settings_from_args(args)
-    runtime = _runtime(args)
+    runtime = GemmaRuntime.load(settings)
     safety, heads, folders = train_defaults(runtime, data_root, args.out_dir,
                                             cache_dir=settings.resolved_cache_dir() / "trunk-states")
     print(f"safety model: saved to {folders['safety model']} ({safety.card.metrics['seconds']:.0f} s)")

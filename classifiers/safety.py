@@ -103,23 +103,24 @@ class SafetyModel:
         hidden = stack.run_layers(self.runtime.model, embeddings, context, 0, self.card.start)
         return self.pooled_from_trunk(hidden, context, mask)
 
-    def windows(self, texts: Sequence[str]) -> list[tuple[int, torch.Tensor]]:
-        """(text index, ids [T]) for every window of every text."""
+    def windows(self, texts: Sequence[str], first_only: bool = False) -> list[tuple[int, torch.Tensor]]:
+        """(text index, ids [T]) for every window of every text (or only each text's first)."""
         if isinstance(texts, str):
             raise ConfigError("texts must be a list of strings, not one string")
         out = []
         for index, text in enumerate(texts):
             if not isinstance(text, str):
                 raise ConfigError(f"texts[{index}] must be a string, got {type(text).__name__}")
-            out += [(index, ids) for ids in text_windows(self.runtime, text, self.card.max_tokens)]
+            windows = text_windows(self.runtime, text, self.card.max_tokens)
+            out += [(index, ids) for ids in (windows[:1] if first_only else windows)]
         return out
 
-    def pooled(self, texts: Sequence[str]) -> tuple[torch.Tensor, list[int]]:
-        """Pooled states [W, D] of every window and the text each window belongs to.
+    def pooled(self, texts: Sequence[str], first_only: bool = False) -> tuple[torch.Tensor, list[int]]:
+        """Pooled states [W, D] of every window (or each text's first) and the text each window belongs to.
 
         Padding is masked out, so a text's state depends on what else is in the batch only by float rounding.
         """
-        windows = self.windows(texts)
+        windows = self.windows(texts, first_only)
         states = [None] * len(windows)
         for batch in _batches(windows):
             ids, mask = pad_batch([windows[i][1] for i in batch], pad_value=self.runtime.tokenizer.pad_token_id or 0)

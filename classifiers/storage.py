@@ -23,6 +23,7 @@ from pathlib import Path
 
 import torch
 
+from shieldkit.classifiers.safety import FORMAT_VERSION
 from shieldkit.errors import ConfigError
 
 CARD = "classifier.json"
@@ -31,7 +32,6 @@ ADAPTER_CONFIG = "adapter_config.json"
 ADAPTER_WEIGHTS = "adapter_model.safetensors"
 HEAD = "head.safetensors"
 ADAPTER_DTYPE = torch.float16
-FORMAT_VERSION = 2
 
 
 def _read_json(path: Path, what: str) -> dict:

@@ -91,11 +91,8 @@ def train_classifier(
 
 def first_window_states(safety: SafetyModel, texts: Sequence[str]) -> np.ndarray:
     """[N, D] pooled state of each text's first window."""
-    pooled, owners = safety.pooled(texts)
-    first: dict[int, int] = {}
-    for row, owner in enumerate(owners):
-        first.setdefault(owner, row)
-    return pooled[[first[i] for i in range(len(texts))]].double().numpy()
+    pooled, _ = safety.pooled(texts, first_only=True)
+    return pooled.double().numpy()
 
 
 def fit_logistic_head(x: np.ndarray, y: np.ndarray, c: float) -> tuple[np.ndarray, float]:

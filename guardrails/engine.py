@@ -47,7 +47,6 @@ class CheckOutcome:
     error: str | None
     latency_ms: float
     findings: list[tuple[Finding, ...]] = field(default_factory=list, repr=False)  # per text
-    restore: bool = False
     residual: bool = False  # a redact check still matched the redacted text: blocks whatever the action
 
     @property
@@ -170,7 +169,7 @@ class Guard:
         latency = (time.perf_counter() - started) * 1000
         if error is not None:
             return CheckOutcome(config.name, config.kind, config.action, config.on_error, None, None, False, error,
-                                latency, [() for _ in reading.texts], config.restore)
+                                latency, [() for _ in reading.texts])
         findings: list[set[Finding]] = [set() for _ in reading.texts]
         score, fired, threshold = 0.0, False, None
         for unit, result in zip(units, scanned):
@@ -186,7 +185,7 @@ class Guard:
             threshold = result.threshold if threshold is None else threshold
         return CheckOutcome(
             config.name, config.kind, config.action, config.on_error, score, threshold, fired, None, latency,
-            [tuple(sorted(found, key=lambda f: (f.start, f.end))) for found in findings], config.restore,
+            [tuple(sorted(found, key=lambda f: (f.start, f.end))) for found in findings],
         )
 
 
