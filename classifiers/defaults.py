@@ -1,7 +1,7 @@
 """Retraining the safety model and the default policies' heads (``shieldkit train-defaults``, ``make policies``).
 
-The corpus is ``../shared/data/training`` plus the team's examples (``corpus.py``); the settings are fixed here,
-so retraining on the same data reproduces the committed folders.
+The corpus is ``../shared/data/training`` plus the team's examples (``corpus.py``) and carried injections
+(``augment.py``); the settings are fixed here, so retraining on the same data reproduces the committed folders.
 """
 
 from __future__ import annotations
@@ -9,12 +9,12 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from shieldkit.classifiers.corpus import build_corpus
+from shieldkit.classifiers.augment import training_corpus
 from shieldkit.classifiers.registry import DEFAULT_POLICIES, POLICY_ROOT, SAFETY_ROOT, default_policy
 from shieldkit.classifiers.safety_training import SafetyTrainingConfig, train_safety_model
 
-# The settings the committed safety model was trained with (one epoch over ~28k rows on 2 CPU cores).
-DEFAULT_TRAINING = SafetyTrainingConfig(epochs=1, max_tokens=96, fpr_budget=0.01, seed=0)
+# The settings the committed safety model was trained with (one epoch over ~31k rows on 2 CPU cores).
+DEFAULT_TRAINING = SafetyTrainingConfig(epochs=1, max_tokens=96, max_windows=4, fpr_budget=0.01, seed=0)
 
 
 def train_defaults(runtime, data_root: str | Path, out_dir: str | Path | None = None,
@@ -24,7 +24,7 @@ def train_defaults(runtime, data_root: str | Path, out_dir: str | Path | None = 
     {what: folder})."""
     from shieldkit.classifiers.storage import save_head, save_safety
 
-    corpus = build_corpus(data_root, POLICY_ROOT)
+    corpus = training_corpus(data_root, POLICY_ROOT)
     descriptions = {name: default_policy(name).description for name in DEFAULT_POLICIES}
     safety, heads = train_safety_model(corpus, runtime, config, descriptions, cache_dir)
     out = Path(out_dir) if out_dir is not None else None

@@ -57,15 +57,19 @@ def attach_lora(runtime: GemmaRuntime, config: LoraConfig, seed: int = 0) -> Pef
         return get_peft_model(stack.shared_copy(runtime.model), config)
 
 
+def token_windows(tokens: Sequence[int], bos: int, max_tokens: int) -> list[list[int]]:
+    """<bos> + up to ``max_tokens`` of ``tokens`` per window, windows overlapping by a quarter (at least one)."""
+    stride = max(1, max_tokens * 3 // 4)
+    starts = range(0, max(1, len(tokens) - max_tokens + stride), stride)
+    return [[bos, *tokens[s : s + max_tokens]] for s in starts]
+
+
 def text_windows(runtime: GemmaRuntime, text: str, max_tokens: int) -> list[torch.Tensor]:
-    """<bos> + up to ``max_tokens`` text tokens per window, windows overlapping by a quarter: [T] each."""
+    """The windows of ``text`` as the classifiers read it: [T] each (see ``token_windows``)."""
     if not isinstance(text, str):
         raise ConfigError(f"texts must be strings, got {type(text).__name__}")
     tokens = runtime.tokenizer(text, add_special_tokens=False)["input_ids"]
-    bos = [runtime.tokenizer.bos_token_id]
-    stride = max(1, max_tokens * 3 // 4)
-    starts = range(0, max(1, len(tokens) - max_tokens + stride), stride)
-    return [torch.tensor(bos + tokens[s : s + max_tokens], dtype=torch.long) for s in starts]
+    return [torch.tensor(ids, dtype=torch.long) for ids in token_windows(tokens, runtime.tokenizer.bos_token_id, max_tokens)]
 
 
 def pad_batch(sequences: Sequence[torch.Tensor], pad_value: float = 0) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,8 +1,10 @@
 """Training the shared safety model: one LoRA on mid layers and one head per default policy, jointly.
 
-1. Every row's trunk state (entering layer ``start``) is computed once and reused every epoch (and, given a cache
-   folder, kept on disk under a hash of the base model, the layers and the token ids, so retraining on the same
-   corpus skips it).
+1. A row is read as at inference: windows of ``max_tokens`` (its first ``max_windows``), and its log-odds per
+   policy are the highest over its windows, so a long benign text is trained to be low everywhere and an
+   injection at the end of a document counts where it is. Every window's trunk state (entering layer ``start``)
+   is computed once and reused every epoch (and, given a cache folder, kept on disk under a hash of the base
+   model, the layers and the token ids, so retraining on the same corpus skips it).
 2. The heads read the pooled state standardised per dimension (mean and spread of the un-adapted pooled states of
    up to 2,048 training rows): Gemma's residual stream has dimensions hundreds of times larger than others, and
    heads trained on it raw diverged. The standardisation is folded into each head's raw weights at the end.
@@ -27,7 +29,7 @@ import torch
 from shieldkit.classifiers import stack
 from shieldkit.classifiers.corpus import UNKNOWN, Corpus
 from shieldkit.classifiers.calibration import calibrate_heads
-from shieldkit.classifiers.gemma import PolicyHead, attach_lora, pad_batch
+from shieldkit.classifiers.gemma import PolicyHead, attach_lora, pad_batch, token_windows
 from shieldkit.classifiers.safety import HeadClassifier, SafetyCard, SafetyModel
 from shieldkit.classifiers.storage import ADAPTER_DTYPE, adapter_fingerprint
 from shieldkit.errors import ConfigError
@@ -50,12 +52,13 @@ class SafetyTrainingConfig:
     readout_layer: int | None = None  # pooled after this many layers; None = 2/3 of the depth
     lora_layers: int | None = None  # adapted layers just below the readout; None = half the readout depth
     max_tokens: int = 128  # text tokens per window
+    max_windows: int = 4  # windows read per training row (its first ones); the row scores its highest, as at inference
     positive_weight_cap: float = 8.0  # cap on sqrt(allowed / violating) per policy
     fpr_budget: float = 0.01  # thresholds: at most this false-positive rate on held-out benign rows
     seed: int = 0  # fixes LoRA init and batch order
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "rank", "batch_size", "max_tokens"):
+        for name in ("epochs", "rank", "batch_size", "max_tokens", "max_windows"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"SafetyTrainingConfig.{name} must be a whole number >= 1, got {value!r}")
@@ -79,10 +82,24 @@ class SafetyTrainingConfig:
         return asdict(self)
 
 
-def _encode(runtime, texts: list[str], max_tokens: int) -> list[torch.Tensor]:
+def _encode(runtime, texts: list[str], max_tokens: int, max_windows: int) -> tuple[list[torch.Tensor], list[list[int]]]:
+    """Every row's first ``max_windows`` windows, flat ([T] each), and the window indices of each row."""
     bos = runtime.tokenizer.bos_token_id
-    encoded = runtime.tokenizer(texts, add_special_tokens=False)["input_ids"]
-    return [torch.tensor([bos, *ids[:max_tokens]]) for ids in encoded]
+    windows: list[torch.Tensor] = []
+    members: list[list[int]] = []
+    for tokens in runtime.tokenizer(texts, add_special_tokens=False)["input_ids"]:
+        chosen = token_windows(tokens, bos, max_tokens)[:max_windows]
+        members.append(list(range(len(windows), len(windows) + len(chosen))))
+        windows += [torch.tensor(ids) for ids in chosen]
+    return windows, members
+
+
+def _row_maxima(z: torch.Tensor, members: list[list[int]]) -> torch.Tensor:
+    """Window log-odds z [W, P] -> each row's highest [B, P] (rows list their windows as positions in z)."""
+    widest = max(len(m) for m in members)
+    padded = torch.cat([z, z.new_full((1, z.shape[1]), float("-inf"))])  # row W: filler that never wins
+    index = torch.tensor([m + [len(z)] * (widest - len(m)) for m in members])  # [B, widest]
+    return padded[index].max(dim=1).values
 
 
 def _trunk_states(runtime, ids: list[torch.Tensor], start: int, cache_dir: Path | None) -> list[torch.Tensor]:
@@ -180,12 +197,12 @@ def train_safety_model(corpus: Corpus, runtime: GemmaRuntime, config: SafetyTrai
         for value, word in ((1, "violating"), (0, "allowed")):
             if not (corpus.labels[held, column] == value).any():
                 raise ConfigError(f"policy {name!r} has no {word} rows in the calibration split")
-    ids = _encode(runtime, corpus.texts, config.max_tokens)
-    states = _trunk_states(runtime, ids, start, cache_dir)
+    ids, members = _encode(runtime, corpus.texts, config.max_tokens, config.max_windows)
+    states = _trunk_states(runtime, ids, start, cache_dir)  # one per window
     lora = LoraConfig(r=config.rank, lora_alpha=config.alpha, lora_dropout=0.0, target_modules=list(LORA_MODULES),
                       layers_to_transform=list(range(start, readout)), layers_pattern="layers", bias="none")
     network = attach_lora(runtime, lora, seed=config.seed)
-    scale = _standardiser(network, states, train, start, readout, config.seed)
+    scale = _standardiser(network, states, np.array([members[i][0] for i in train]), start, readout, config.seed)
     labels = torch.tensor(corpus.labels, dtype=torch.float32)  # [N, P]
     known = (labels != UNKNOWN).float()
     targets = labels.clamp(min=0)
@@ -202,7 +219,7 @@ def train_safety_model(corpus: Corpus, runtime: GemmaRuntime, config: SafetyTrai
     optimizer = torch.optim.AdamW([{"params": adapter, "lr": config.learning_rate},
                                    {"params": list(heads.parameters()), "lr": config.head_learning_rate}], weight_decay=0.0)
     rng = np.random.default_rng(config.seed)
-    lengths = np.array([len(s) for s in states])
+    lengths = np.array([sum(len(states[w]) for w in windows) for windows in members])  # tokens per row
     plan = [_batches(train, lengths, config.batch_size, rng) for _ in range(config.epochs)]
     total_steps = sum(len(epoch) for epoch in plan)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: min(1.0, (step + 1) / 50) * max(0.05, 1 - step / total_steps))
@@ -213,12 +230,17 @@ def train_safety_model(corpus: Corpus, runtime: GemmaRuntime, config: SafetyTrai
         for epoch, batches in enumerate(plan, start=1):
             running = []
             for batch in batches:
-                hidden, mask = pad_batch([states[i] for i in batch])
+                flat = [w for i in batch for w in members[i]]
+                positions, offset = [], 0
+                for i in batch:
+                    positions.append(list(range(offset, offset + len(members[i]))))
+                    offset += len(members[i])
+                hidden, mask = pad_batch([states[w] for w in flat])
                 with runtime.lock:
                     context = stack.build_context(network, hidden, mask)
                     pooled = stack.mean_pool(stack.run_layers(network, hidden, context, start, readout), mask)
                     pooled = scale(pooled)
-                    z = torch.stack([head(pooled) for head in heads], dim=-1)  # [B, P]
+                    z = _row_maxima(torch.stack([head(pooled) for head in heads], dim=-1), positions)  # [B, P]
                     loss_terms = torch.nn.functional.binary_cross_entropy_with_logits(
                         z, targets[batch], pos_weight=pos_weight, reduction="none")
                     mask_terms = known[batch] * weights[batch, None]
