@@ -105,7 +105,7 @@ class GenerationStream:
                 break
             safe = len(text) - _pending_stop_prefix(text, self.config.stop)
             if self.trim:
-                safe = min(safe, len(text.rstrip()))  # trailing whitespace may yet be trimmed: hold it
+                safe = len(text[:safe].rstrip())  # whitespace before a held stop prefix may yet be trimmed: hold it
             if safe > emitted:
                 yield text[emitted:safe]
                 emitted = safe

@@ -39,7 +39,7 @@ class ModelSettings(BaseSettings):
     # How generation decodes (the debugger and classifiers always use the float model). "int8": an int8 copy of
     # the decoder layers and output projection, the output projection's best candidates re-scored in float;
     # "int8-head": only the output projection in int8 (same re-scoring); "reference": the float model's own
-    # forward. "auto": int8 for a float32 model on the CPU, else reference. See shieldkit.model.decoding.
+    # forward. "auto": int8-head for a float32 model on the CPU, else reference. See shieldkit.model.decoding.
     decode: Literal["auto", "reference", "int8-head", "int8"] = "auto"
     # How chat messages become a prompt. "turns": Gemma's <start_of_turn> format; "transcript": a plain
     # "User: / Assistant:" transcript after a short few-shot preamble, stopping at the next turn (for base models).

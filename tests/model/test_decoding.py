@@ -28,9 +28,9 @@ def modes(tiny_runtime):
             for mode in ("reference", "int8-head", "int8")}
 
 
-def test_auto_is_int8_for_a_float32_cpu_model_and_reference_otherwise(tiny_runtime, modes):
-    assert tiny_runtime.info.decode == "int8"
-    assert resolve_mode("auto", tiny_runtime.model) == "int8"
+def test_auto_is_int8_head_for_a_float32_cpu_model_and_reference_otherwise(tiny_runtime, modes):
+    assert tiny_runtime.info.decode == "int8-head"
+    assert resolve_mode("auto", tiny_runtime.model) == "int8-head"
     assert resolve_mode("auto", torch.nn.Linear(2, 2).double()) == "reference"
     assert {mode: runtime.info.decode for mode, runtime in modes.items()} == {m: m for m in modes}
 
@@ -71,7 +71,7 @@ def test_int8_head_rescores_its_shortlist_exactly():
         hidden = torch.randn(64)
         logits = head(hidden)
         exact = weight @ hidden
-        top = torch.topk(logits, 16).indices
+        top = torch.topk(head.linear(hidden[None])[0], 16).indices  # the head's int8 shortlist
         torch.testing.assert_close(logits[top], exact[top])
         assert int(logits.argmax()) == int(exact.argmax())
         assert (logits - exact).abs().max() < 0.05 * exact.abs().max()  # the rest: int8 approximations
