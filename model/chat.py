@@ -1,6 +1,6 @@
-"""Gemma's chat format.
+"""Chat messages as a prompt: Gemma's turn format, or a plain transcript for base models.
 
-Gemma (1, 2 and 3) has two roles, ``user`` and ``model``, each turn wrapped as::
+``turns`` (instruction-tuned Gemma 1, 2 and 3): two roles, ``user`` and ``model``, each turn wrapped as::
 
     <start_of_turn>user
     {content}<end_of_turn>
@@ -8,39 +8,82 @@ Gemma (1, 2 and 3) has two roles, ``user`` and ``model``, each turn wrapped as::
     {content}<end_of_turn>
 
 There is no system role: as in Gemma 3's own template, a system message is prepended to the first user turn.
+
+``transcript`` (a base model, which never saw those control tokens in training, e.g. the embedded Gemma 3 270M):
+a short instruction and three example exchanges, then the conversation as ``User: ...`` / ``Assistant: ...``
+lines, ending with an open ``Assistant:``. A system message becomes a paragraph after the instruction.
+Generation stops at the next turn label or a blank line (``TRANSCRIPT_STOPS``). The transcript has no control
+tokens to protect: a message line that starts with a role label is indented two spaces so it cannot pass for a
+turn (turns start at the line's first column).
+
 The tokenizer adds ``<bos>``; it is not part of the rendered text.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
-from shieldkit.errors import DataError
+from shieldkit.errors import ConfigError, DataError
 
+ChatFormat = Literal["turns", "transcript"]
 START, END = "<start_of_turn>", "<end_of_turn>"
 ROLE_NAMES = {"user": "user", "assistant": "model", "model": "model"}  # OpenAI role -> Gemma role
 
+TRANSCRIPT_LABELS = {"user": "User", "model": "Assistant"}  # Gemma role -> transcript label
+TRANSCRIPT_INSTRUCTION = (
+    "A conversation between a User and a helpful, knowledgeable Assistant. "
+    "The Assistant answers each question directly and correctly, in one or two sentences."
+)
+# Few-shot exchanges: everyday, none of them one of the benchmark's questions (bench/chat_questions.py).
+TRANSCRIPT_EXAMPLES = (
+    ("How many legs does a spider have?", "A spider has eight legs."),
+    ("What should I bring to a picnic?",
+     "A blanket, sandwiches, fruit, water, napkins and a bag for the rubbish."),
+    ("Why do leaves change colour in autumn?",
+     "As the days shorten, trees stop making green chlorophyll, so the yellow and orange pigments show through."),
+)
+TRANSCRIPT_STOPS = ("\nUser:", "\nAssistant:", "\n\n")  # the next turn, or the blank line that ends an answer
+_LABEL_LINE = re.compile(r"^(?=[ \t]*(?:user|assistant|system)[ \t]*:)", re.IGNORECASE | re.MULTILINE)
 
-def render_chat(messages: Sequence[Mapping[str, Any]], *, add_generation_prompt: bool = True) -> str:
-    """Render ``[{"role": ..., "content": ...}, ...]`` as Gemma turns, ending with an open model turn."""
-    return "".join(text for text, _ in chat_segments(messages, add_generation_prompt=add_generation_prompt))
+
+def resolve_chat_format(requested: str, *, has_template: bool, source_kind: str) -> ChatFormat:
+    """``auto``: turns for a checkpoint with a chat template of its own and for the tiny test model (random
+    weights, no checkpoint), a transcript for a checkpoint without one (a base model)."""
+    if requested == "auto":
+        return "turns" if has_template or source_kind == "tiny" else "transcript"
+    if requested not in ("turns", "transcript"):
+        raise ConfigError(f"chat_format (SHIELDKIT_CHAT_FORMAT) must be auto, turns or transcript, got {requested!r}")
+    return requested
+
+
+def render_chat(messages: Sequence[Mapping[str, Any]], *, add_generation_prompt: bool = True,
+                chat_format: ChatFormat = "turns") -> str:
+    """Render ``[{"role": ..., "content": ...}, ...]`` as Gemma turns (or a transcript), ending with an open
+    model turn."""
+    segments = chat_segments(messages, add_generation_prompt=add_generation_prompt, chat_format=chat_format)
+    return "".join(text for text, _ in segments)
+
+
+def _validated(messages: Sequence[Mapping[str, Any]]) -> list[tuple[str, str]]:
+    """(role, content) of each message, role as given (system, user, assistant, model); system ones first."""
+    if isinstance(messages, (str, bytes)) or not isinstance(messages, Sequence) or not messages:
+        raise DataError("messages must be a non-empty list of {'role', 'content'} objects")
+    validated = [_role_and_content(index, message) for index, message in enumerate(messages)]
+    roles = [role for role, _ in validated]
+    first_turn = next((index for index, role in enumerate(roles) if role != "system"), len(roles))
+    if "system" in roles[first_turn:]:
+        index = roles.index("system", first_turn)
+        raise DataError(f"messages[{index}]: a system message must come before the conversation starts")
+    return validated
 
 
 def _turns(messages: Sequence[Mapping[str, Any]]) -> list[tuple[str, str]]:
     """Validated (gemma_role, content) turns, the system message folded into the first user turn."""
-    if isinstance(messages, (str, bytes)) or not isinstance(messages, Sequence) or not messages:
-        raise DataError("messages must be a non-empty list of {'role', 'content'} objects")
-    system_parts: list[str] = []
-    turns: list[tuple[str, str]] = []
-    for index, message in enumerate(messages):
-        role, content = _role_and_content(index, message)
-        if role == "system":
-            if turns:
-                raise DataError(f"messages[{index}]: a system message must come before the conversation starts")
-            system_parts.append(content)
-            continue
-        turns.append((ROLE_NAMES[role], content))
+    validated = _validated(messages)
+    system_parts = [content for role, content in validated if role == "system"]
+    turns = [(ROLE_NAMES[role], content) for role, content in validated if role != "system"]
     if system_parts:
         if not turns or turns[0][0] != "user":
             turns.insert(0, ("user", ""))
@@ -49,13 +92,37 @@ def _turns(messages: Sequence[Mapping[str, Any]]) -> list[tuple[str, str]]:
     return turns
 
 
-def chat_segments(messages: Sequence[Mapping[str, Any]], *, add_generation_prompt: bool = True) -> list[tuple[str, bool]]:
+def chat_segments(messages: Sequence[Mapping[str, Any]], *, add_generation_prompt: bool = True,
+                  chat_format: ChatFormat = "turns") -> list[tuple[str, bool]]:
     """The rendered chat as ``(text, is_control_token)`` pieces.
 
     Encoding content pieces with special-token parsing off means a message that contains the literal text
     ``<end_of_turn>`` cannot forge a turn boundary: only the pieces marked as control become control tokens.
     """
+    if chat_format == "transcript":
+        return [(_transcript(messages, add_generation_prompt), False)]
+    if chat_format != "turns":
+        raise ConfigError(f"chat_format must be turns or transcript, got {chat_format!r}")
     return _segments(_turns(messages), add_generation_prompt)
+
+
+def _transcript(messages: Sequence[Mapping[str, Any]], add_generation_prompt: bool) -> str:
+    """Instruction, system paragraphs, the example exchanges, then the conversation; a blank line after each
+    Assistant line."""
+    validated = _validated(messages)
+    system = [_escape_labels(content) for role, content in validated if role == "system" and content.strip()]
+    paragraphs = [TRANSCRIPT_INSTRUCTION, *system]
+    examples = [turn for question, answer in TRANSCRIPT_EXAMPLES for turn in (("user", question), ("model", answer))]
+    conversation = [(ROLE_NAMES[role], _escape_labels(c)) for role, c in validated if role != "system"]
+    text = "\n\n".join(paragraphs) + "\n\n"
+    for role, content in examples + conversation:
+        text += f"{TRANSCRIPT_LABELS[role]}: {content}\n" + ("\n" if role == "model" else "")
+    return text + "Assistant:" if add_generation_prompt else text
+
+
+def _escape_labels(content: str) -> str:
+    """Indent a message's lines that start with a role label, so they cannot read as a turn of their own."""
+    return _LABEL_LINE.sub("  ", content.strip())
 
 
 def _segments(turns: list[tuple[str, str]], add_generation_prompt: bool) -> list[tuple[str, bool]]:

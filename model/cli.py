@@ -30,7 +30,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     generate.add_argument("prompt", metavar="PROMPT", help="the text to continue")
     generate.add_argument("--max-new-tokens", type=int, default=64, help="most tokens to generate (default 64)")
     generate.add_argument("--stream", action="store_true", help="print text as it is generated")
-    generate.add_argument("--chat", action="store_true", help="send PROMPT as a user turn in Gemma's chat format")
+    generate.add_argument("--chat", action="store_true",
+                          help="send PROMPT as a user turn, in the model's chat format (SHIELDKIT_CHAT_FORMAT)")
     generate.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default); > 0 samples")
     generate.add_argument("--top-p", type=float, default=1.0, help="nucleus sampling mass (default 1.0)")
     generate.add_argument("--top-k", type=int, default=0, help="sample among the k most likely tokens (0 = all)")
@@ -94,6 +95,8 @@ def run_model_info(args: argparse.Namespace) -> int:
         ("parameters", f"{info.parameters:,} ({info.num_layers} layers, {info.num_heads} heads, hidden {info.hidden_size}, vocabulary {info.vocab_size:,})"),
         ("dtype", info.dtype),
         ("device", info.device),
+        ("decode", f"{info.decode} (SHIELDKIT_DECODE)"),
+        ("chat format", f"{info.chat_format} (SHIELDKIT_CHAT_FORMAT)"),
         ("load time", f"{info.load_seconds:.2f} s"),
     ]
     width = max(len(key) for key, _ in rows)

@@ -73,6 +73,7 @@ class GenerationStream:
     runtime: GemmaRuntime
     prompt_ids: torch.Tensor  # [T] with <bos>
     config: GenerationConfig
+    trim: bool = False  # strip whitespace around the completion (streamed pieces never carry what is stripped)
     result: GenerationResult | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
@@ -87,7 +88,7 @@ class GenerationStream:
     def __iter__(self) -> Iterator[str]:
         started = time.perf_counter()
         generated: list[int] = []
-        emitted = 0  # characters of the completion already yielded
+        emitted = 0  # characters of the (trimmed) completion already yielded
         finish: FinishReason = "length"
         text = ""
         for token_id in _decode_tokens(self.runtime, self.prompt_ids, self.config):
@@ -95,7 +96,7 @@ class GenerationStream:
                 finish = "stop"
                 break
             generated.append(token_id)
-            text = self.runtime.decode(generated)
+            text = self._visible(self.runtime.decode(generated))
             if text.endswith("\ufffd"):
                 continue  # a multi-byte character is still incomplete
             cut = _first_stop(text, self.config.stop)
@@ -103,15 +104,18 @@ class GenerationStream:
                 text, finish = text[:cut], "stop"
                 break
             safe = len(text) - _pending_stop_prefix(text, self.config.stop)
+            if self.trim:
+                safe = len(text[:safe].rstrip())  # whitespace before a held stop prefix may yet be trimmed: hold it
             if safe > emitted:
                 yield text[emitted:safe]
                 emitted = safe
         else:
-            text = self.runtime.decode(generated)
+            text = self._visible(self.runtime.decode(generated))
             cut = _first_stop(text, self.config.stop)
             if cut is not None:
                 text, finish = text[:cut], "stop"
         text = text.removesuffix("\ufffd") if finish == "length" else text
+        text = text.rstrip() if self.trim else text
         if len(text) > emitted:
             yield text[emitted:]
         self.result = GenerationResult(
@@ -122,6 +126,10 @@ class GenerationStream:
             seconds=time.perf_counter() - started,
         )
 
+    def _visible(self, text: str) -> str:
+        """The completion as callers see it: without leading whitespace when trimming."""
+        return text.lstrip() if self.trim else text
+
 
 def _decode_tokens(runtime: GemmaRuntime, prompt_ids: torch.Tensor, config: GenerationConfig) -> Iterator[int]:
     """Yield one new token id per step, reusing the KV cache."""
@@ -129,15 +137,13 @@ def _decode_tokens(runtime: GemmaRuntime, prompt_ids: torch.Tensor, config: Gene
     if not config.greedy:
         generator = torch.Generator(device="cpu")
         generator.manual_seed(config.seed if config.seed is not None else int(torch.randint(0, 2**62, (1,)).item()))
-    model = runtime.model
+    step = runtime.decode_step()  # the float model's forward, or the int8 path (shieldkit.model.decoding)
     step_ids = prompt_ids[None].to(runtime.device)  # [1, T] for the prompt, then [1, 1]
     cache = None
     with torch.inference_mode():
         for _ in range(config.max_new_tokens):
             with runtime.lock:
-                out = model(input_ids=step_ids, cache=cache, use_cache=True, logits_to_keep=1)
-            cache = out.cache
-            logits = out.logits[0, -1].float().cpu()  # [V]
+                logits, cache = step(step_ids, cache)  # logits [V] float32 on the CPU
             token_id = _pick(logits, config, generator)
             yield token_id
             step_ids = torch.tensor([[token_id]], device=runtime.device)

@@ -6,7 +6,7 @@ import contextlib
 import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from shieldkit.errors import ConfigError, ModelSourceError
@@ -38,6 +38,8 @@ class ModelInfo:
     hidden_size: int
     vocab_size: int
     load_seconds: float
+    decode: str = "reference"  # how generation decodes: reference | int8-head | int8 (shieldkit.model.decoding)
+    chat_format: str = "turns"  # how chat messages are rendered: turns | transcript (shieldkit.model.chat)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -49,14 +51,24 @@ class GemmaRuntime:
     Thread safety: ``lock`` guards the model. Anything that changes model state (LoRA adapters, the attention
     implementation) or runs a forward pass holds it; generation takes it per decoding step, so several callers
     interleave instead of queueing behind a whole generation.
+
+    ``decode`` and ``chat_format`` are the settings of the same names (``auto`` resolves here); the int8 decoding
+    copy is built on the first generation, so a process that only classifies never pays for it.
     """
 
-    def __init__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, info: ModelInfo) -> None:
+    def __init__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, info: ModelInfo, *,
+                 decode: str = "auto", chat_format: str = "auto") -> None:
+        from shieldkit.model.chat import resolve_chat_format
+        from shieldkit.model.decoding import resolve_mode
+
         self.model = model.eval().requires_grad_(False)  # frozen base: gradients flow only to inputs or adapters
         self.tokenizer = tokenizer
-        self.info = info
         self.lock = threading.RLock()
         self.stop_token_ids = _stop_token_ids(tokenizer, model)
+        fmt = resolve_chat_format(chat_format, has_template=bool(getattr(tokenizer, "chat_template", None)),
+                                  source_kind=info.source_kind)
+        self.info = replace(info, decode=resolve_mode(decode, self.model), chat_format=fmt)
+        self._decode_step = None  # built by decode_step() on first use
 
     # --- loading -----------------------------------------------------------------------------------------------
 
@@ -77,7 +89,7 @@ class GemmaRuntime:
         loaded = loading.load_weights(source, settings.resolved_cache_dir, use_cache=use_cache, progress=progress)
         model = loaded.model.to(device=device, dtype=dtype)
         info = _describe(source, loaded, model, dtype, device, time.perf_counter() - started)
-        return cls(model, loaded.tokenizer, info)
+        return cls(model, loaded.tokenizer, info, decode=settings.decode, chat_format=settings.chat_format)
 
     # --- text <-> tokens ---------------------------------------------------------------------------------------
 
@@ -97,14 +109,15 @@ class GemmaRuntime:
         return torch.tensor(ids, dtype=torch.long)
 
     def encode_chat(self, messages: Sequence[Mapping[str, Any]], *, add_generation_prompt: bool = True) -> torch.Tensor:
-        """Token ids [T] of chat messages in Gemma's turn format. Text inside messages never becomes a control
-        token: a message that spells out ``<end_of_turn>`` cannot forge a turn."""
+        """Token ids [T] of chat messages in this runtime's chat format (``info.chat_format``). Text inside
+        messages never becomes a control token: a message that spells out ``<end_of_turn>`` cannot forge a turn."""
         import torch
 
         from shieldkit.model.chat import chat_segments
 
         ids = [self.tokenizer.bos_token_id] if self.tokenizer.bos_token_id is not None else []
-        for text, is_control in chat_segments(messages, add_generation_prompt=add_generation_prompt):
+        segments = chat_segments(messages, add_generation_prompt=add_generation_prompt, chat_format=self.info.chat_format)
+        for text, is_control in segments:
             if is_control:
                 ids.append(self.tokenizer.convert_tokens_to_ids(text))
             else:
@@ -117,7 +130,7 @@ class GemmaRuntime:
     def render_chat(self, messages: Sequence[Mapping[str, Any]], *, add_generation_prompt: bool = True) -> str:
         from shieldkit.model.chat import render_chat
 
-        return render_chat(messages, add_generation_prompt=add_generation_prompt)
+        return render_chat(messages, add_generation_prompt=add_generation_prompt, chat_format=self.info.chat_format)
 
     # --- generation --------------------------------------------------------------------------------------------
 
@@ -129,11 +142,30 @@ class GemmaRuntime:
         return stream.result
 
     def stream(self, prompt: str | Sequence[Mapping[str, Any]], config: GenerationConfig | None = None) -> GenerationStream:
-        """An iterator of text pieces; its ``result`` (finish reason, token counts) is set once exhausted."""
+        """An iterator of text pieces; its ``result`` (finish reason, token counts) is set once exhausted.
+
+        A chat rendered as a transcript also stops at the next turn's label, and its answer is trimmed of
+        surrounding whitespace (the same text streamed or not)."""
+        from shieldkit.model.chat import TRANSCRIPT_STOPS
         from shieldkit.model.generation import GenerationConfig, GenerationStream
 
-        ids = self.encode(prompt) if isinstance(prompt, str) else self.encode_chat(prompt)
-        return GenerationStream(self, ids, config or GenerationConfig())
+        config = config or GenerationConfig()
+        if isinstance(prompt, str):
+            return GenerationStream(self, self.encode(prompt), config)
+        ids = self.encode_chat(prompt)
+        if self.info.chat_format != "transcript":
+            return GenerationStream(self, ids, config)
+        stops = config.stop + tuple(s for s in TRANSCRIPT_STOPS if s not in config.stop)
+        return GenerationStream(self, ids, replace(config, stop=stops), trim=True)
+
+    def decode_step(self):
+        """The decoding step generation uses (``shieldkit.model.decoding``), built once, under the lock."""
+        from shieldkit.model.decoding import build_step
+
+        with self.lock:
+            if self._decode_step is None:
+                self._decode_step = build_step(self.info.decode, self.model)
+            return self._decode_step
 
     # --- internals (see shieldkit.model.internals for shapes) --------------------------------------------------
 

@@ -36,6 +36,16 @@ class ModelSettings(BaseSettings):
     cache_dir: Path | None = None
     # Intra-op CPU threads for torch; None leaves torch's default (one per core).
     threads: int | None = None
+    # How generation decodes (the debugger and classifiers always use the float model). "int8": an int8 copy of
+    # the decoder layers and output projection, the output projection's best candidates re-scored in float;
+    # "int8-head": only the output projection in int8 (same re-scoring); "reference": the float model's own
+    # forward. "auto": int8-head for a float32 model on the CPU, else reference. See shieldkit.model.decoding.
+    decode: Literal["auto", "reference", "int8-head", "int8"] = "auto"
+    # How chat messages become a prompt. "turns": Gemma's <start_of_turn> format; "transcript": a plain
+    # "User: / Assistant:" transcript after a short few-shot preamble, stopping at the next turn (for base models).
+    # "auto": turns when the checkpoint's tokenizer has a chat template of its own, else transcript; the
+    # tiny-random test model (no checkpoint, random weights) keeps turns.
+    chat_format: Literal["auto", "turns", "transcript"] = "auto"
 
     @field_validator("model")
     @classmethod

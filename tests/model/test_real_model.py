@@ -71,3 +71,20 @@ def test_bfloat16_agrees_with_float32_on_the_next_token(real_runtime):
     ids = real_runtime.encode(PROMPT)
     top32 = torch.topk(real_runtime.forward(ids).logits[-1], 5).indices
     assert int(torch.argmax(bf16.forward(ids).logits[-1])) in top32.tolist()
+
+
+def test_the_embedded_base_model_chats_through_a_transcript(real_runtime):
+    """No chat template in the GGUF: a transcript, an on-topic answer, cut before the next turn."""
+    assert real_runtime.info.chat_format == "transcript" and real_runtime.info.decode == "int8-head"
+    result = real_runtime.generate([{"role": "user", "content": "What is the capital of France?"}],
+                                   GenerationConfig(max_new_tokens=48))
+    assert "Paris" in result.text and "User:" not in result.text and result.text == result.text.strip()
+
+
+def test_int8_head_decoding_keeps_the_reference_greedy_text(real_runtime):
+    """Only the output projection in int8, its shortlist re-scored in float32: the reference's greedy text."""
+    config = GenerationConfig(max_new_tokens=32)
+    reference = GemmaRuntime(real_runtime.model, real_runtime.tokenizer, real_runtime.info, decode="reference")
+    int8_head = GemmaRuntime(real_runtime.model, real_runtime.tokenizer, real_runtime.info, decode="int8-head")
+    for prompt in (PROMPT, "Once upon a time, in a small village by the sea,"):
+        assert int8_head.generate(prompt, config).text == reference.generate(prompt, config).text

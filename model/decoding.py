@@ -1,0 +1,124 @@
+"""One decoding step of generation: the float model's own forward, or a faster int8 path used only here.
+
+Decoding one token reads every weight once. On a CPU that is bound by memory traffic, and the largest read by
+far is the tied output projection (V x D = 262,144 x 640 in Gemma 3 270M, 671 MB in float32, about half of a
+float32 step). The int8 paths keep that read to a quarter:
+
+- the output projection runs as an int8 matmul (per-row weight scales, activations quantized per call) for
+  every token, then the ``shortlist`` highest-scoring tokens are re-scored exactly, ``W[top] @ h`` in float32.
+  A greedy pick is the float argmax unless the float winner falls outside the int8 top ``shortlist`` (on the
+  real 270M, all 32 greedy tokens of bench/runtime.py's 20 prompts matched); sampling sees exact values for
+  the shortlist and int8 values for the rest.
+- ``int8`` also runs the decoder layers' linear maps in int8 (a separate copy; norms, attention and the
+  embedding are the float model's own), which changes the hidden states slightly: greedy text can drift.
+
+Only ``GenerationStream`` decodes through a step. The debugger and the classifiers call ``runtime.model``,
+the float model with gradients, which the int8 copy never replaces or modifies.
+"""
+
+from __future__ import annotations
+
+import copy
+import warnings
+from typing import Any, Literal
+
+import torch
+from torch import nn
+
+from shieldkit.errors import ConfigError
+
+DecodeMode = Literal["reference", "int8-head", "int8"]
+SHORTLIST = 64  # output-projection rows re-scored in float32 per step (64 x 640 multiply-adds: nothing)
+
+
+def resolve_mode(requested: str, model: nn.Module) -> DecodeMode:
+    """``auto`` -> int8-head for a float32 model on the CPU (the only place the int8 kernels run), else reference.
+    (int8-head keeps greedy text; ``int8`` stays opt-in until bench/runtime.py has measured its speed and drift.)
+    An explicit int8 mode on another dtype or device is refused, naming the setting."""
+    parameter = next(model.parameters())
+    int8_ok = parameter.device.type == "cpu" and parameter.dtype == torch.float32
+    if requested == "auto":
+        return "int8-head" if int8_ok else "reference"
+    if requested not in ("reference", "int8-head", "int8"):
+        raise ConfigError(f"decode (SHIELDKIT_DECODE) must be auto, reference, int8-head or int8, got {requested!r}")
+    if requested != "reference" and not int8_ok:
+        raise ConfigError(f"decode (SHIELDKIT_DECODE) {requested!r} needs a float32 model on the CPU; this one is "
+                          f"{str(parameter.dtype).removeprefix('torch.')} on {parameter.device.type}")
+    return requested
+
+
+class ReferenceStep:
+    """The float model's own forward: exactly what ``runtime.model`` computes."""
+
+    mode: DecodeMode = "reference"
+
+    def __init__(self, model: nn.Module) -> None:
+        self.model = model
+
+    def __call__(self, step_ids: torch.Tensor, cache: Any) -> tuple[torch.Tensor, Any]:
+        """step_ids [1, T] (the prompt, then one token) -> (logits [V] float32 on the CPU, the updated cache)."""
+        out = self.model(input_ids=step_ids, cache=cache, use_cache=True, logits_to_keep=1)
+        return out.logits[0, -1].float().cpu(), out.cache
+
+
+class Int8Step:
+    """Decoder (float, or an int8 copy of its linear maps) -> final hidden state -> ``Int8Head``."""
+
+    def __init__(self, model: nn.Module, *, int8_layers: bool, shortlist: int = SHORTLIST) -> None:
+        self.mode: DecodeMode = "int8" if int8_layers else "int8-head"
+        self.decoder = _int8_copy(model.model) if int8_layers else model.model
+        cap = getattr(model.config, "final_logit_softcapping", None)
+        self.head = Int8Head(model.lm_head.weight, shortlist=shortlist, softcap=cap)
+
+    def __call__(self, step_ids: torch.Tensor, cache: Any) -> tuple[torch.Tensor, Any]:
+        """step_ids [1, T] -> (logits [V] float32 on the CPU, the updated cache)."""
+        out = self.decoder(input_ids=step_ids, cache=cache, use_cache=True)
+        hidden = out.last_hidden_state[0, -1]  # [D], after the final norm
+        return self.head(hidden), out.cache
+
+
+class Int8Head:
+    """logits [V] = W [V, D] @ h [D]: int8 for every row, float32 for the ``shortlist`` best."""
+
+    def __init__(self, weight: torch.Tensor, *, shortlist: int, softcap: float | None) -> None:
+        self.weight = weight  # [V, D] float32, shared with the float model (tied to the input embedding)
+        self.shortlist = min(shortlist, weight.shape[0])
+        self.softcap = softcap  # Gemma 2's final logit soft-capping (None for Gemma 1 and 3)
+        linear = nn.Linear(weight.shape[1], weight.shape[0], bias=False, device="meta")  # no float allocation
+        linear.weight = weight  # the shared parameter: quantization reads it once into packed int8 [V, D]
+        self.linear = _quantize(nn.Sequential(linear))
+
+    def __call__(self, hidden: torch.Tensor) -> torch.Tensor:
+        """hidden [D] float32 -> logits [V] float32 (soft-capped as the model's own head does)."""
+        logits = self.linear(hidden[None])[0]  # [V], int8 weights and activations
+        top = torch.topk(logits, self.shortlist, sorted=False).indices  # [S]
+        logits[top] = self.weight[top] @ hidden  # [S] exact float32 scores
+        if self.softcap:
+            logits = torch.tanh(logits / self.softcap) * self.softcap
+        return logits
+
+
+def build_step(mode: DecodeMode, model: nn.Module) -> ReferenceStep | Int8Step:
+    if mode == "reference":
+        return ReferenceStep(model)
+    return Int8Step(model, int8_layers=mode == "int8")
+
+
+def _int8_copy(decoder: nn.Module) -> nn.Module:
+    """A copy of the decoder whose nn.Linear maps are int8; every other parameter and buffer is shared."""
+    memo: dict[int, object] = {id(p): p for p in decoder.parameters()}
+    memo.update({id(b): b for b in decoder.buffers()})
+    return _quantize(copy.deepcopy(decoder, memo))
+
+
+def _quantize(module: nn.Module) -> nn.Module:
+    """Swap ``module``'s nn.Linear children for dynamic int8 ones (fbgemm; per-output-row weight scales).
+
+    torch.ao.quantization warns that it is deprecated in favour of torchao; the pinned torch 2.13 ships it and
+    its kernels, so that one warning is silenced here rather than adding a dependency.
+    """
+    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*(torch\.ao\.quantization|quantize_per_).*deprecated")
+        return quantize_dynamic(module, {nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8, inplace=True)
