@@ -1,10 +1,18 @@
 import importlib.util
+import os
+import signal
+import socket
+import subprocess
 import sys
+import time
+import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 APP = Path(__file__).resolve().parents[2] / "ui" / "app.py"
+SHIELDKIT = str(Path(sys.executable).parent / "shieldkit")
 _name = "shieldkit_test_toy_classifier"
 if _name not in sys.modules:  # shared with tests/debugger (registered there when both folders run)
     _spec = importlib.util.spec_from_file_location(_name, Path(__file__).parents[1] / "debugger" / "toy_classifier.py")
@@ -22,3 +30,51 @@ def app(monkeypatch):
     monkeypatch.setenv("SHIELDKIT_DTYPE", "float32")
     monkeypatch.setenv("SHIELDKIT_DEVICE", "cpu")
     return AppTest.from_file(str(APP), default_timeout=180)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _wait_healthy(url: str, process: subprocess.Popen, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise AssertionError(f"shieldkit ui exited with {process.returncode}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.5)
+    raise AssertionError("shieldkit ui did not become healthy in time")
+
+
+@contextmanager
+def ui_server(log_path: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 120):
+    """``shieldkit ui --port <free> *args`` with stdin closed (no terminal); yields (url, process)."""
+    port = _free_port()
+    environment = {**os.environ, "HF_HUB_OFFLINE": "1", "SHIELDKIT_PROGRESS": "0", **(env or {})}
+    with open(log_path, "w") as log:
+        process = subprocess.Popen([SHIELDKIT, "ui", "--port", str(port), *args], stdin=subprocess.DEVNULL,
+                                   stdout=log, stderr=subprocess.STDOUT, env=environment, start_new_session=True)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            _wait_healthy(url, process, timeout)
+            yield url, process
+        finally:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+            try:
+                process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+@pytest.fixture
+def start_ui():
+    """``ui_server`` as a fixture (test modules cannot import conftest under --import-mode=importlib)."""
+    return ui_server

@@ -2,14 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
@@ -18,46 +11,10 @@ ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 pytestmark = pytest.mark.browser
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _wait_healthy(url: str, process: subprocess.Popen, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"shieldkit ui exited with {process.returncode}")
-        try:
-            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            time.sleep(0.5)
-    raise AssertionError("shieldkit ui did not become healthy in time")
-
-
 @pytest.fixture
-def server(tmp_path):
-    port = _free_port()
-    shieldkit = str(Path(sys.executable).parent / "shieldkit")
-    log = open(tmp_path / "ui.log", "w")
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "SHIELDKIT_PROGRESS": "0"}
-    process = subprocess.Popen([shieldkit, "ui", "--headless", "--port", str(port), "--model", "tiny-random"],
-                               stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_healthy(url, process)
+def server(tmp_path, start_ui):
+    with start_ui(tmp_path / "ui.log", "--headless", "--model", "tiny-random") as (url, _):
         yield url
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
 
 
 def test_heatmap_and_attention_render_in_chromium(server):
