@@ -105,10 +105,49 @@ class Job:
         self.done, self.total = done, total
 
 
-def cached(key: Any) -> Any | None:
-    """The memoised result for ``key``, or None (nothing is computed)."""
-    _collect()
-    return _cache().get(_token(key))
+class Jobs:
+    """One session's computations on the worker, by memo token (no Streamlit in here)."""
+
+    def __init__(self) -> None:
+        self._jobs: dict[str, Job] = {}
+
+    def get(self, token: str) -> Job | None:
+        return self._jobs.get(token)
+
+    def start(self, token: str, panel: str, compute: Callable[[Callable[[int, int], None]], Any],
+              executor: ThreadPoolExecutor) -> Job:
+        """Submit ``compute(progress)``; first cancel the panel's other jobs that have not started."""
+        for other, queued in list(self._jobs.items()):
+            if queued.panel == panel and queued.future.cancel():
+                del self._jobs[other]
+        job = Job(panel)
+        job.future = executor.submit(compute, job.progress)
+        self._jobs[token] = job
+        return job
+
+    def finish(self, token: str) -> Any:
+        """The result of a finished job (its error raised), forgotten here."""
+        return self._jobs.pop(token).future.result()
+
+    def harvest(self) -> list[tuple[str, Any]]:
+        """(token, result) of the jobs that finished while nobody waited; cancelled and failed ones are dropped
+        (the next run that asks recomputes and shows the error)."""
+        finished = []
+        for token, job in list(self._jobs.items()):
+            if job.future.done():
+                del self._jobs[token]
+                if not job.future.cancelled() and job.future.exception() is None:
+                    finished.append((token, job.future.result()))
+        return finished
+
+
+def _jobs() -> Jobs:
+    return st.session_state.setdefault(_JOBS, Jobs())
+
+
+def _collect() -> None:
+    for token, value in _jobs().harvest():
+        _remember(token, value)
 
 
 def computed(key: Any, compute: Callable[[Callable[[int, int], None]], T], *, panel: str, label: str) -> T:
@@ -120,35 +159,14 @@ def computed(key: Any, compute: Callable[[Callable[[int, int], None]], T], *, pa
     if token in cache:
         cache.move_to_end(token)
         return cache[token]
-    jobs: dict[str, Job] = st.session_state.setdefault(_JOBS, {})
-    job = jobs.get(token)
-    if job is None:
-        for other, queued in list(jobs.items()):
-            if queued.panel == panel and queued.future.cancel():
-                del jobs[other]
-        job = Job(panel)
-        job.future = _worker().submit(compute, job.progress)
-        jobs[token] = job
+    jobs = _jobs()
+    job = jobs.get(token) or jobs.start(token, panel, compute, _worker())
     bar = st.progress(0.0, text=label)
     while not job.future.done():
         fraction = job.done / job.total if job.total else 0.0
         bar.progress(min(fraction, 1.0), text=f"{label}: {job.done}/{job.total}" if job.total else f"{label}…")
         wait([job.future], timeout=POLL_SECONDS)
     bar.empty()
-    del jobs[token]
-    value = job.future.result()
+    value = jobs.finish(token)
     _remember(token, value)
     return value
-
-
-def _collect() -> None:
-    """Move results that finished while no run was waiting for them into the memo (failed ones are dropped: the
-    next run that asks recomputes and shows the error)."""
-    jobs: dict[str, Job] = st.session_state.get(_JOBS, {})
-    for token, job in list(jobs.items()):
-        if job.future.cancelled():
-            del jobs[token]
-        elif job.future.done():
-            del jobs[token]
-            if job.future.exception() is None:
-                _remember(token, job.future.result())

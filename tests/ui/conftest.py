@@ -1,5 +1,6 @@
 import importlib.util
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -78,3 +79,31 @@ def ui_server(log_path: Path, *args: str, env: dict[str, str] | None = None, tim
 def start_ui():
     """``ui_server`` as a fixture (test modules cannot import conftest under --import-mode=importlib)."""
     return ui_server
+
+
+@pytest.fixture
+def browser():
+    """Debian's headless Chromium through Playwright (skipped when it is not installed)."""
+    chromium = shutil.which("chromium")
+    if chromium is None:
+        pytest.skip("Debian's chromium is not installed (make test installs it)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(
+            executable_path=chromium, headless=True, args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+        )
+        try:
+            yield launched
+        finally:
+            launched.close()
+
+
+def _wait_idle(page, timeout: float = 180_000) -> None:
+    """Until Streamlit's "running" indicator is gone (the script and its fragments finished)."""
+    page.wait_for_function("() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=timeout)
+
+
+@pytest.fixture
+def wait_idle():
+    return _wait_idle

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -17,33 +16,29 @@ def server(tmp_path, start_ui):
         yield url
 
 
-def test_heatmap_and_attention_render_in_chromium(server):
-    chromium = shutil.which("chromium")
-    if chromium is None:
-        pytest.skip("Debian's chromium is not installed (make test installs it)")
-    from playwright.sync_api import sync_playwright
-
+def test_heatmap_and_attention_render_in_chromium(server, browser, wait_idle):
     ARTIFACTS.mkdir(exist_ok=True)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=chromium, headless=True, args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-        )
-        try:
-            page = browser.new_page(viewport={"width": 1400, "height": 1600})
-            page.goto(server, wait_until="domcontentloaded")
-            page.wait_for_selector(".sk-token", timeout=180_000)
-            tokens = page.locator(".sk-text .sk-token")
-            assert tokens.count() > 5
-            coloured = [tokens.nth(i).evaluate("e => getComputedStyle(e).backgroundColor") for i in range(tokens.count())]
-            assert sum(c not in ("rgba(0, 0, 0, 0)", "transparent") for c in coloured) > 3
-            assert "raised" in page.locator(".sk-legend").first.inner_text()
-            assert page.locator(".sk-target").count() > 0  # the explained span is marked
-            page.screenshot(path=str(ARTIFACTS / "ui-continuation.png"), full_page=True)
+    page = browser.new_page(viewport={"width": 1400, "height": 1600})
+    page.goto(server, wait_until="domcontentloaded")
+    page.wait_for_selector(".sk-token", timeout=180_000)
+    tokens = page.locator(".sk-text .sk-token")
+    assert tokens.count() > 5
+    coloured = [tokens.nth(i).evaluate("e => getComputedStyle(e).backgroundColor") for i in range(tokens.count())]
+    assert sum(c not in ("rgba(0, 0, 0, 0)", "transparent") for c in coloured) > 3
+    assert "raised" in page.locator(".sk-legend").first.inner_text()
+    assert page.locator(".sk-target").count() > 0  # the explained span is marked
+    assert page.get_by_text("Deploy", exact=True).count() == 0  # item 11: no Deploy button offline
+    wait_idle(page)
+    page.screenshot(path=str(ARTIFACTS / "ui-continuation.png"), full_page=True)
 
-            page.get_by_role("tab", name="Attention").click()
-            chart = page.locator("[data-testid='stVegaLiteChart']").first
-            chart.locator("canvas, svg").first.wait_for(timeout=120_000)
-            assert chart.bounding_box()["height"] > 100
-            page.screenshot(path=str(ARTIFACTS / "ui-attention.png"), full_page=True)
-        finally:
-            browser.close()
+    with page.expect_download(timeout=30_000) as download:  # built on click; the app does not rerun
+        page.get_by_role("button", name="Download JSON").first.click()
+    assert download.value.suggested_filename.endswith(".json")
+    assert page.locator("[data-testid='stStatusWidget']").count() == 0
+
+    page.get_by_role("tab", name="Attention").click()
+    chart = page.locator("[data-testid='stVegaLiteChart']").first
+    chart.locator("canvas, svg").first.wait_for(timeout=120_000)
+    assert chart.bounding_box()["height"] > 100
+    assert page.locator(".sk-token").count() == 0  # the hidden Continuation tab is not rendered
+    page.screenshot(path=str(ARTIFACTS / "ui-attention.png"), full_page=True)
