@@ -37,7 +37,8 @@ def read_pool(path: str | Path, *, text_column: str = "text", label_column: str 
 
 
 def parse_pool(data: bytes, name: str, *, text_column: str = "text", label_column: str = "label") -> list[PoolRow]:
-    """Rows of a CSV/TSV (header row; delimiter sniffed) or a JSONL file (by ``name``'s suffix)."""
+    """Rows of a CSV/TSV (header row; ',', ';' or tab, whichever the header has most of) or a JSONL file (by
+    ``name``'s suffix)."""
     import pandas as pd
 
     from shieldkit.classifiers.data import parse_label
@@ -52,7 +53,9 @@ def parse_pool(data: bytes, name: str, *, text_column: str = "text", label_colum
         if name.lower().endswith((".jsonl", ".ndjson", ".json")):
             frame = pd.read_json(io.StringIO(content), lines=True, dtype=False)
         else:
-            frame = pd.read_csv(io.StringIO(content), sep=None, engine="python", dtype=str, keep_default_na=False)
+            header = content.splitlines()[0]
+            delimiter = max((",", ";", "\t"), key=header.count)  # as classifiers.data reads CSVs
+            frame = pd.read_csv(io.StringIO(content), sep=delimiter, dtype=str, keep_default_na=False)
     except ValueError as exc:
         raise DataError(f"{name}: cannot read it as {'JSON lines' if name.lower().endswith('l') else 'CSV'} ({exc})") from None
     if text_column not in frame.columns:

@@ -16,8 +16,6 @@ from shieldkit.debugger.html import saliency_fragment
 from shieldkit.errors import ShieldkitError
 
 if TYPE_CHECKING:
-    import torch
-
     from shieldkit.debugger.results import SaliencyResult
     from shieldkit.ui.options import SaliencyOptions
 
@@ -99,19 +97,10 @@ def _set_steps(steps: int) -> None:
     st.session_state["ig_steps"] = steps
 
 
-def heatmap(matrix: torch.Tensor, rows: list[str], columns: list[str], *, title: str, value: str,
-            scheme: str = "blues", row_title: str = "query", column_title: str = "key",
-            domain: tuple[float, float] | None = None, numbered: bool = True, skip_zeros: bool = False,
-            offset: int = 0, height: int = 640) -> None:
-    """A Vega-Lite heatmap of ``matrix`` [R, C] with tooltips; token labels are numbered by position (from
-    ``offset``). ``skip_zeros`` leaves exact zeros blank (the causal upper triangle of an attention map)."""
-    st.vega_lite_chart(heatmap_frame(matrix, rows, columns, value, numbered, skip_zeros, offset),
-                       heatmap_spec(len(rows), title=title, value=value, scheme=scheme, row_title=row_title,
-                                    column_title=column_title, domain=domain, height=height), width="stretch")
-
-
 def heatmap_frame(matrix, rows, columns, value: str, numbered: bool = True, skip_zeros: bool = False,
                   offset: int = 0) -> pd.DataFrame:
+    """Long-form cells of ``matrix`` [R, C] for a Vega-Lite heatmap; labels are numbered by position from
+    ``offset``; ``skip_zeros`` leaves exact zeros out (the causal upper triangle of an attention map)."""
     def label(i: int, names: list[str]) -> str:
         return f"{i + offset:>3} {names[i]}" if numbered else names[i]
 

@@ -34,3 +34,9 @@ def test_bad_arguments():
         rank_for_labelling(["a", "b"], [0.5], 0.5)
     with pytest.raises(DataError, match="n must be"):
         rank_for_labelling(["a"], [0.5], 0.5, n=0)
+
+
+def test_a_one_column_file_with_apostrophes_and_spaces():
+    rows = parse_pool(b"text\nI'm going to destroy you at chess tomorrow.\nLovely weather today.\n", "pool.csv")
+    assert [r.text for r in rows] == ["I'm going to destroy you at chess tomorrow.", "Lovely weather today."]
+    assert [r.text for r in parse_pool(b"id\ttext\n1\ta; b, c\n", "pool.tsv")] == ["a; b, c"]

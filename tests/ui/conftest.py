@@ -30,7 +30,7 @@ def app(monkeypatch):
     monkeypatch.setenv("SHIELDKIT_MODEL", "tiny-random")
     monkeypatch.setenv("SHIELDKIT_DTYPE", "float32")
     monkeypatch.setenv("SHIELDKIT_DEVICE", "cpu")
-    return AppTest.from_file(str(APP), default_timeout=180)
+    return AppTest.from_file(str(APP), default_timeout=600)  # generous: the tiny model runs in seconds, but CI machines are shared
 
 
 def _free_port() -> int:

@@ -19,7 +19,7 @@ def server(tmp_path, start_ui):
 def test_heatmap_and_attention_render_in_chromium(server, browser, wait_idle):
     ARTIFACTS.mkdir(exist_ok=True)
     page = browser.new_page(viewport={"width": 1400, "height": 1600})
-    page.goto(server, wait_until="domcontentloaded")
+    page.goto(server, wait_until="domcontentloaded", timeout=180_000)
     page.wait_for_selector(".sk-token", timeout=180_000)
     tokens = page.locator(".sk-text .sk-token")
     assert tokens.count() > 5

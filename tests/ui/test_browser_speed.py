@@ -61,7 +61,7 @@ def _choose(page, label: str, option: str) -> float:
 def test_speed_bars(real_server, browser, wait_idle, pool_file):
     measured: dict[str, float] = {}
     page = browser.new_page(viewport={"width": 1400, "height": 1800})
-    page.goto(real_server, wait_until="domcontentloaded")
+    page.goto(real_server, wait_until="domcontentloaded", timeout=180_000)
     page.wait_for_selector(".sk-token", timeout=300_000)  # the model loads, generates and explains once
     wait_idle(page)
 
