@@ -37,9 +37,16 @@ _EXPORTS = {
     "Segment": "shieldkit.debugger.aggregation",
     "GRANULARITIES": "shieldkit.debugger.aggregation",
     "aggregate": "shieldkit.debugger.aggregation",
+    "Agreement": "shieldkit.debugger.agreement",
+    "method_agreement": "shieldkit.debugger.agreement",
+    "Contrast": "shieldkit.debugger.contrast",
+    "contrast": "shieldkit.debugger.contrast",
+    "segment_differences": "shieldkit.debugger.contrast",
+    "target_scorer": "shieldkit.debugger.contrast",
     "AttentionMaps": "shieldkit.debugger.attention",
     "attention_maps": "shieldkit.debugger.attention",
     "attention_rollout": "shieldkit.debugger.attention",
+    "without_first_token": "shieldkit.debugger.attention",
     "LogitLens": "shieldkit.debugger.lens",
     "logit_lens": "shieldkit.debugger.lens",
     "Document": "shieldkit.debugger.tokens",
@@ -49,8 +56,10 @@ _EXPORTS = {
 __all__ = list(_EXPORTS)
 
 if TYPE_CHECKING:
+    from shieldkit.debugger.agreement import Agreement, method_agreement
     from shieldkit.debugger.aggregation import GRANULARITIES, Segment, aggregate
-    from shieldkit.debugger.attention import AttentionMaps, attention_maps, attention_rollout
+    from shieldkit.debugger.attention import AttentionMaps, attention_maps, attention_rollout, without_first_token
+    from shieldkit.debugger.contrast import Contrast, contrast, segment_differences, target_scorer
     from shieldkit.debugger.base import SIGN_CONVENTION, Attribution, SaliencyMethod, Target
     from shieldkit.debugger.saliency import explain
     from shieldkit.debugger.lens import LogitLens, logit_lens

@@ -3,7 +3,9 @@
 The text is cut into ranges that cover it completely (whitespace goes with the word or sentence that follows it,
 as SentencePiece attaches "▁" to the next word). Each text token joins the range holding its first non-space
 character, so every token lands in exactly one segment and the segment scores add up to the token scores.
-Control and template tokens (<bos>, <start_of_turn>) stay segments of their own.
+Control and template tokens (<bos>, <start_of_turn>) stay segments of their own. ``breaks`` are character offsets
+no segment may span (where the prompt ends and the continuation begins, the edges of the explained span), so a
+word or sentence is never both part of the target and a source of it.
 """
 
 from __future__ import annotations
@@ -96,14 +98,26 @@ GRANULARITIES: dict[str, Callable[[str, str | None], list[tuple[int, int, Segmen
 }
 
 
-def aggregate(tokens: Sequence[ScoredToken], text: str, granularity: str = "tokens", pattern: str | None = None) -> list[Segment]:
-    """Segments in reading order; their scores sum to the tokens' scores."""
+def _split_at(text: str, ranges: list[tuple[int, int, SegmentKind]], breaks: Sequence[int]) -> list[tuple[int, int, SegmentKind]]:
+    """``ranges`` cut at every offset in ``breaks`` that falls strictly inside one of them."""
+    cuts = sorted(set(breaks))
+    result: list[tuple[int, int, SegmentKind]] = []
+    for start, end, kind in ranges:
+        edges = [start, *(b for b in cuts if start < b < end), end]
+        for left, right in zip(edges, edges[1:]):
+            result.append((left, right, kind if kind == "gap" or text[left:right].strip() else "gap"))
+    return result
+
+
+def aggregate(tokens: Sequence[ScoredToken], text: str, granularity: str = "tokens", pattern: str | None = None,
+              breaks: Sequence[int] = ()) -> list[Segment]:
+    """Segments in reading order; their scores sum to the tokens' scores. No segment spans an offset in ``breaks``."""
     if granularity not in GRANULARITIES:
         raise ConfigError(f"granularity must be one of {', '.join(GRANULARITIES)}, got {granularity!r}")
     cut = GRANULARITIES[granularity]
     if cut is None:
         return [_token_segment(token, text) for token in tokens]
-    ranges = cut(text, pattern)
+    ranges = _split_at(text, cut(text, pattern), breaks)
     starts = [start for start, _, _ in ranges]
     members: dict[tuple[str, int], list[ScoredToken]] = {}  # insertion order = reading order
     for token in tokens:

@@ -115,3 +115,14 @@ def attention_maps(runtime: GemmaRuntime, prompt: Prompt, continuation: str = ""
     config = runtime.model.config
     layer_types = tuple(getattr(config, "layer_types", None) or ["attention"] * weights.shape[0])
     return AttentionMaps(document, weights, attention_rollout(weights, residual), sink_scores(weights), layer_types, residual)
+
+
+def without_first_token(matrix: torch.Tensor) -> torch.Tensor:
+    """[..., T, T] -> [..., T-1, T-1]: the map with the first token (<bos>, where sink heads park their weight) taken
+    out as query and as key, each row rescaled to sum to 1 over the keys left (rows with no weight left stay 0).
+    What remains is how the attention that is *not* parked on <bos> is spread over the text."""
+    if matrix.shape[-1] < 2:
+        raise ConfigError("a map of one token has nothing left without its first token")
+    rest = matrix[..., 1:, 1:]
+    totals = rest.sum(-1, keepdim=True)
+    return torch.where(totals > 0, rest / totals.clamp_min(1e-12), torch.zeros_like(rest))

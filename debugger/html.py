@@ -47,24 +47,29 @@ def colour(score: float, scale: float, signed: bool) -> str:
     return f"rgba({rgb[0]},{rgb[1]},{rgb[2]},{0.08 + 0.82 * strength:.3f})" if strength > 0 else "transparent"
 
 
-def legend(signed: bool, scale: float) -> str:
+def legend(signed: bool, scale: float, note: bool = True) -> str:
+    """The colour bar with its end values; ``note`` adds the sign convention in words (pages; the app states it
+    once for all its views)."""
     if signed:
         bar = (f"linear-gradient(to right,rgb{NEGATIVE},rgba({NEGATIVE[0]},{NEGATIVE[1]},{NEGATIVE[2]},0.08),"
                f"#fff,rgba({POSITIVE[0]},{POSITIVE[1]},{POSITIVE[2]},0.08),rgb{POSITIVE})")
         ends = f"<span>−{scale:.3g} lowered</span><span class='sk-bar' style='background:{bar}'></span><span>raised +{scale:.3g}</span>"
-        note = SIGN_CONVENTION
+        text = SIGN_CONVENTION
     else:
         bar = f"linear-gradient(to right,#fff,rgb{MAGNITUDE})"
         ends = f"<span>0</span><span class='sk-bar' style='background:{bar}'></span><span>{scale:.3g}</span>"
-        note = UNSIGNED_NOTE
-    return f"<div class='sk-legend' data-sign='{'signed' if signed else 'unsigned'}'>{ends}<span>{html.escape(note)}</span></div>"
+        text = UNSIGNED_NOTE
+    words = f"<span>{html.escape(text)}</span>" if note else ""
+    return f"<div class='sk-legend' data-sign='{'signed' if signed else 'unsigned'}'>{ends}{words}</div>"
 
 
 def saliency_fragment(result: SaliencyResult, granularity: str = "tokens", pattern: str | None = None, *,
-                      show_control: bool = True) -> str:
-    """The coloured text and its legend, with a <style> block; no scripts."""
+                      show_control: bool = True, scale: float | None = None, note: bool = True) -> str:
+    """The coloured text and its legend, with a <style> block; no scripts. ``scale``: the |score| of full colour
+    (default: this result's largest; pass one value to views that are compared side by side)."""
     segments = result.segments(granularity, pattern)
-    scale = max((abs(s.score) for s in segments if s.kind in ("text", "gap")), default=0.0)
+    if scale is None:
+        scale = segment_scale(segments)
     target = set(range(*result.highlight)) if result.highlight else set()
     parts, cursor = [], 0
     for segment in segments:
@@ -78,8 +83,13 @@ def saliency_fragment(result: SaliencyResult, granularity: str = "tokens", patte
         parts.append(html.escape(result.text[cursor:]))
     meta = (f"<div class='sk-meta'><b>{html.escape(result.method_label)}</b> · target: "
             f"{html.escape(result.target_description)} = {result.target_value:.4g}</div>")
-    return (f"<style>{STYLE}</style><div class='sk-view'>{meta}{legend(result.signed, scale)}"
+    return (f"<style>{STYLE}</style><div class='sk-view'>{meta}{legend(result.signed, scale, note)}"
             f"<div class='sk-text' data-granularity='{html.escape(granularity)}'>{''.join(parts)}</div></div>")
+
+
+def segment_scale(segments: list[Segment]) -> float:
+    """The largest |score| among the text's segments: the full-colour end of the legend."""
+    return max((abs(s.score) for s in segments if s.kind in ("text", "gap")), default=0.0)
 
 
 def _segment_html(segment: Segment, result: SaliencyResult, scale: float, in_target: bool) -> str:

@@ -50,6 +50,7 @@ class SaliencyResult:
     model: str  # runtime.info.name
     completeness: Completeness | None = None
     extras: dict[str, Any] = field(default_factory=dict)
+    breaks: tuple[int, ...] = ()  # character offsets no segment spans (prompt | continuation, the target's edges)
 
     @property
     def sign_convention(self) -> str:
@@ -61,7 +62,7 @@ class SaliencyResult:
 
     def segments(self, granularity: str = "tokens", pattern: str | None = None) -> list[Segment]:
         """Scores summed per token, word, sentence or regex match (sums are preserved)."""
-        return aggregate(self.tokens, self.text, granularity, pattern)
+        return aggregate(self.tokens, self.text, granularity, pattern, self.breaks)
 
     def to_dict(self, granularity: str = "tokens", pattern: str | None = None) -> dict[str, Any]:
         data = asdict(self)

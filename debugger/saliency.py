@@ -68,7 +68,17 @@ def explain(
         model=target.runtime.info.name,
         completeness=completeness,
         extras={k: v for k, v in attribution.extras.items() if k not in ("completeness_gap", "relative_gap")},
+        breaks=segment_breaks(document, target.highlight),
     )
+
+
+def segment_breaks(document, highlight: tuple[int, int] | None) -> tuple[int, ...]:
+    """Where segments must be cut: where each part of the document begins and at the explained span's edges."""
+    edges = list(document.parts)
+    if highlight:
+        start, end = highlight
+        edges += [document.tokens[start].start, document.tokens[end - 1].end]
+    return tuple(sorted({e for e in edges if 0 < e < len(document.text)}))
 
 
 def _advance(shown, done: int, total: int) -> None:

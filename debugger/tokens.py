@@ -52,6 +52,7 @@ class Document:
 
     text: str
     tokens: tuple[Token, ...]
+    parts: tuple[int, ...] = ()  # character offsets where the second, third, ... part begins (prompt | continuation)
 
     @property
     def ids(self) -> torch.Tensor:
@@ -123,7 +124,10 @@ def build_document(
     tokens outside the text (they get kind "outside" and an empty span where they sit)."""
     text = ""
     tokens: list[Token] = []
+    starts: list[int] = []
     for ids, part_text in parts:
+        if tokens:
+            starts.append(len(text))
         ids = [int(i) for i in ids]
         pieces = tokenizer.convert_ids_to_tokens(ids)
         if part_text is None:
@@ -138,7 +142,22 @@ def build_document(
                 start = end = 0
             tokens.append(Token(len(tokens), token_id, piece, offset + start, offset + end, kind))
         text += part_text or ""
-    return Document(text, tuple(tokens))
+    return Document(text, tuple(tokens), tuple(dict.fromkeys(starts)))
+
+
+def mark_template(document: Document, content: Sequence[tuple[int, int]]) -> Document:
+    """The document with every text token that lies wholly outside the character ranges ``content`` marked as
+    ``control``: a chat's role names and the newlines of its turn format are template, not the user's text."""
+
+    def inside(token: Token) -> bool:
+        return any(token.start < end and start < token.end for start, end in content)
+
+    tokens = tuple(
+        token if token.kind != "text" or inside(token) else Token(token.index, token.id, token.piece, token.start,
+                                                                  token.end, "control")
+        for token in document.tokens
+    )
+    return Document(document.text, tokens, document.parts)
 
 
 def _pattern(tokenizer: PreTrainedTokenizerBase, token_id: int, control: bool) -> re.Pattern[bytes] | None:

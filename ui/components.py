@@ -1,5 +1,8 @@
-"""Views shared by the tabs: the saliency heatmap with its legend, the sortable table, downloads, and
-attention heatmaps (Vega-Lite, rendered by Streamlit's own bundled front end, so they work offline)."""
+"""Views shared by the tabs: the saliency heatmap with its legend, the sortable table, downloads, the warnings a
+result deserves, and attention heatmaps (Vega-Lite, rendered by Streamlit's own bundled front end, so they work
+offline).
+
+Downloads build their file only when clicked and do not rerun the app (``on_click="ignore"``)."""
 
 from __future__ import annotations
 
@@ -13,10 +16,11 @@ from shieldkit.debugger.html import saliency_fragment
 from shieldkit.errors import ShieldkitError
 
 if TYPE_CHECKING:
-    import torch
-
     from shieldkit.debugger.results import SaliencyResult
     from shieldkit.ui.options import SaliencyOptions
+
+GAP_WARNING = 0.10  # integrated gradients: a completeness gap above this share is shown as a warning
+STEP_CHOICES_MAX = 64  # the sidebar's largest number of integration steps
 
 
 def segments_frame(result: SaliencyResult, options: SaliencyOptions) -> pd.DataFrame:
@@ -28,10 +32,18 @@ def segments_frame(result: SaliencyResult, options: SaliencyOptions) -> pd.DataF
     return pd.DataFrame(rows, columns=["#", "segment", "score", "|score|", "tokens", "kind"])
 
 
-def show_saliency(result: SaliencyResult, options: SaliencyOptions, key: str, *, table: bool = True) -> None:
-    """Facts, heatmap (with the sign legend), a sortable table and JSON/HTML downloads."""
+def score_format(signed: bool) -> str:
+    """Signed scores carry their sign; magnitudes (gradient L2 norm) never show a "+"."""
+    return "%+.4f" if signed else "%.4f"
+
+
+def show_saliency(result: SaliencyResult, options: SaliencyOptions, key: str, *, table: bool = True,
+                  scale: float | None = None) -> None:
+    """Facts, warnings, heatmap (with the legend), a sortable table and JSON/HTML downloads. ``scale``: the |score|
+    of full colour, shared by views shown side by side."""
     try:
-        fragment = saliency_fragment(result, options.granularity, options.pattern, show_control=options.show_control)
+        fragment = saliency_fragment(result, options.granularity, options.pattern, show_control=options.show_control,
+                                     scale=scale, note=False)
     except ShieldkitError as exc:
         st.error(str(exc))
         return
@@ -41,31 +53,58 @@ def show_saliency(result: SaliencyResult, options: SaliencyOptions, key: str, *,
         facts += (f" · completeness: Σ {c.attribution_sum:+.3f} vs f(x) − f(baseline) "
                   f"{c.target_value - c.baseline_value:+.3f} (gap {100 * c.relative_gap:.1f}%)")
     st.caption(facts)
+    completeness_warning(result, key)
+    if result.method == "gradient_x_input":
+        st.caption("Gradient × input is a first-order estimate: on saturated predictions it is often wrong in sign. "
+                   "Check a conclusion with integrated gradients or leave-one-out (Method agreement).")
     st.html(fragment)
     if table:
         st.dataframe(
             segments_frame(result, options), hide_index=True, key=f"{key}_table",
-            column_config={"score": st.column_config.NumberColumn(format="%+.4f"),
+            column_config={"score": st.column_config.NumberColumn(format=score_format(result.signed)),
                            "|score|": st.column_config.NumberColumn(format="%.4f")},
         )
+    downloads(result, options, key)
+
+
+def downloads(result: SaliencyResult, options: SaliencyOptions, key: str) -> None:
     name = re.sub(r"[^a-z0-9]+", "-", f"{result.target_kind}-{result.method}".lower())
+    granularity, pattern = options.granularity, options.pattern
     left, right = st.columns(2)
-    left.download_button("Download JSON", result.to_json(options.granularity, options.pattern),
-                         file_name=f"{name}.json", mime="application/json", key=f"{key}_json")
-    right.download_button("Download HTML", result.to_html(options.granularity, options.pattern),
-                          file_name=f"{name}.html", mime="text/html", key=f"{key}_html")
+    left.download_button("Download JSON", lambda: result.to_json(granularity, pattern), file_name=f"{name}.json",
+                         mime="application/json", key=f"{key}_json", on_click="ignore")
+    right.download_button("Download HTML", lambda: result.to_html(granularity, pattern), file_name=f"{name}.html",
+                          mime="text/html", key=f"{key}_html", on_click="ignore")
 
 
-def heatmap(matrix: torch.Tensor, rows: list[str], columns: list[str], *, title: str, value: str,
-            scheme: str = "blues", row_title: str = "query", column_title: str = "key",
-            domain: tuple[float, float] | None = None, numbered: bool = True, skip_zeros: bool = False) -> None:
-    """A Vega-Lite heatmap of ``matrix`` [R, C] with tooltips; token labels are numbered by position.
-    ``skip_zeros`` leaves exact zeros blank (the causal upper triangle of an attention map)."""
+def completeness_warning(result: SaliencyResult, key: str) -> None:
+    """Integrated gradients' attributions should add up to f(x) − f(baseline); a large gap is said in plain
+    sight, with the fixes (more steps, another baseline)."""
+    c = result.completeness
+    if c is None or c.relative_gap <= GAP_WARNING:
+        return
+    steps, baseline = result.config.get("steps"), result.config.get("baseline")
+    st.warning(f"**Completeness gap {100 * c.relative_gap:.1f}%**: the attributions add up to {c.attribution_sum:+.3f}, "
+               f"but f(x) − f(baseline) is {c.target_value - c.baseline_value:+.3f}. The integral is not resolved at "
+               f"{steps} steps from the {baseline!r} baseline, so single scores may be off. Raise the steps or try "
+               "another baseline.")
+    if isinstance(steps, int) and steps < STEP_CHOICES_MAX:
+        more = min(2 * steps, STEP_CHOICES_MAX)
+        st.button(f"Re-run with {more} steps", key=f"{key}_more_steps", on_click=_set_steps, args=(more,))
 
+
+def _set_steps(steps: int) -> None:
+    st.session_state["ig_steps"] = steps
+
+
+def heatmap_frame(matrix, rows, columns, value: str, numbered: bool = True, skip_zeros: bool = False,
+                  offset: int = 0) -> pd.DataFrame:
+    """Long-form cells of ``matrix`` [R, C] for a Vega-Lite heatmap; labels are numbered by position from
+    ``offset``; ``skip_zeros`` leaves exact zeros out (the causal upper triangle of an attention map)."""
     def label(i: int, names: list[str]) -> str:
-        return f"{i:>3} {names[i]}" if numbered else names[i]
+        return f"{i + offset:>3} {names[i]}" if numbered else names[i]
 
-    frame = pd.DataFrame(
+    return pd.DataFrame(
         [
             {"row": label(i, rows), "column": label(j, columns), value: float(v), "r": i, "c": j}
             for i, line in enumerate(matrix.tolist())
@@ -73,8 +112,12 @@ def heatmap(matrix: torch.Tensor, rows: list[str], columns: list[str], *, title:
             if not (skip_zeros and v == 0)
         ]
     )
-    cell = max(4, min(26, 640 // max(len(rows), 1)))
-    spec = {
+
+
+def heatmap_spec(rows: int, *, title: str, value: str, scheme: str = "blues", row_title: str = "query",
+                 column_title: str = "key", domain: tuple[float, float] | None = None, height: int = 640) -> dict:
+    cell = max(4, min(26, height // max(rows, 1)))
+    return {
         "title": title,
         "mark": {"type": "rect"},
         "height": {"step": cell},
@@ -89,7 +132,6 @@ def heatmap(matrix: torch.Tensor, rows: list[str], columns: list[str], *, title:
                         {"field": value, "format": ".4f"}],
         },
     }
-    st.vega_lite_chart(frame, spec, width="stretch")
 
 
 def report_errors(action):

@@ -8,7 +8,7 @@ from typing import Any
 import streamlit as st
 
 from shieldkit.debugger.aggregation import GRANULARITIES
-from shieldkit.debugger.base import SIGN_CONVENTION, UNSIGNED_NOTE
+from shieldkit.debugger.base import UNSIGNED_NOTE
 from shieldkit.debugger.baselines import BASELINES
 from shieldkit.debugger.methods import METHODS
 
@@ -27,13 +27,15 @@ class SaliencyOptions:
 
 # per method: the sidebar widgets for its options (methods without options need no entry)
 def _integrated_gradients_options() -> dict[str, Any]:
-    steps = st.slider("Integration steps", 2, 64, 16, key="ig_steps", help="Points on the path from the baseline to the input.")
-    baseline = st.selectbox("Baseline", list(BASELINES), key="ig_baseline", help="What the text tokens start from (<bos> stays).")
+    steps = st.slider("Integration steps", 2, 64, 16, key="ig_steps", persist_state="page",
+                      help="Points on the path from the baseline to the input.")
+    baseline = st.selectbox("Baseline", list(BASELINES), key="ig_baseline", persist_state="page",
+                            help="What the text tokens start from (<bos> stays).")
     return {"steps": steps, "baseline": baseline}
 
 
 def _leave_one_out_options() -> dict[str, Any]:
-    return {"baseline": st.selectbox("Left-out token becomes", list(BASELINES), key="loo_baseline")}
+    return {"baseline": st.selectbox("Left-out token becomes", list(BASELINES), key="loo_baseline", persist_state="page")}
 
 
 METHOD_WIDGETS = {"integrated_gradients": _integrated_gradients_options, "leave_one_out": _leave_one_out_options}
@@ -53,9 +55,8 @@ def sidebar(runtime) -> SaliencyOptions:
         granularity = st.radio("Granularity", list(GRANULARITIES), horizontal=True, key="granularity")
         pattern = None
         if granularity == "regex":
-            pattern = st.text_input("Regex (segments = its matches)", r"\w+", key="pattern")
+            pattern = st.text_input("Regex (segments = its matches)", r"\w+", key="pattern", persist_state="page")
         show_control = st.checkbox("Show control tokens (<bos>, turns)", value=True, key="show_control")
-        st.divider()
-        st.markdown("**Sign convention**")
-        st.caption(SIGN_CONVENTION if chosen.signed else f"{SIGN_CONVENTION} {UNSIGNED_NOTE}")
+        if not chosen.signed:
+            st.caption(UNSIGNED_NOTE)
     return SaliencyOptions(method, options, granularity, pattern, show_control)

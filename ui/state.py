@@ -1,10 +1,20 @@
-"""Resources shared across reruns: the model (loaded once per process) and a per-session memo of results."""
+"""Resources shared across reruns: the model (loaded once per process), a per-session memo of results, and the
+worker thread that computes them.
+
+Saliency, attention and scores are computed on one worker thread per process, not in the script: when a new edit
+interrupts a run, the computation it started keeps going and its result lands in the session's memo, so coming
+back to the same inputs never pays twice. A newer request from the same panel cancels that panel's older requests
+that have not started yet, so a burst of edits queues one computation, not one per keystroke.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections import OrderedDict
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import streamlit as st
@@ -14,7 +24,9 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 _MEMO = "shieldkit.memo"
+_JOBS = "shieldkit.jobs"
 MEMO_ENTRIES = 48  # results kept per session (oldest dropped first); keys name the classifier object by id()
+POLL_SECONDS = 0.1  # how often a waiting run refreshes its progress bar (and notices a newer edit)
 
 
 @st.cache_resource(show_spinner="Loading Gemma (once per process)…")
@@ -44,25 +56,117 @@ def classifier(ref: str, rt: GemmaRuntime):
     return _load_classifier(ref, rt.info.fingerprint, rt)
 
 
+@st.cache_resource
+def _worker() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=1, thread_name_prefix="shieldkit-compute")
+
+
+def digest(value: Any) -> str:
+    """A short stable name for a JSON-able value (widget keys that must change when their input does)."""
+    return hashlib.sha256(_token(value).encode()).hexdigest()[:12]
+
+
+def _token(key: Any) -> str:
+    return json.dumps(key, sort_keys=True, default=str)
+
+
+def _cache() -> OrderedDict:
+    return st.session_state.setdefault(_MEMO, OrderedDict())
+
+
+def _remember(token: str, value: Any) -> None:
+    cache = _cache()
+    cache[token] = value
+    cache.move_to_end(token)
+    while len(cache) > MEMO_ENTRIES:
+        cache.popitem(last=False)
+
+
 def memo(key: Any, compute: Callable[[], T]) -> T:
-    """``compute()`` once per session for ``key`` (JSON-able); reruns with the same inputs reuse the result."""
-    cache: OrderedDict = st.session_state.setdefault(_MEMO, OrderedDict())
-    token = json.dumps(key, sort_keys=True, default=str)
+    """``compute()`` once per session for ``key`` (JSON-able), in the script; for quick things only."""
+    token = _token(key)
+    cache = _cache()
     if token in cache:
         cache.move_to_end(token)
         return cache[token]
     value = compute()
-    cache[token] = value
-    while len(cache) > MEMO_ENTRIES:
-        cache.popitem(last=False)
+    _remember(token, value)
     return value
 
 
-def progress_callback(label: str) -> tuple[Callable[[int, int], None], Callable[[], None]]:
-    """(callback for methods, cleanup): a Streamlit progress bar for long computations."""
+@dataclass
+class Job:
+    panel: str
+    future: Future = field(default_factory=Future)
+    done: int = 0
+    total: int = 0
+
+    def progress(self, done: int, total: int) -> None:  # called from the worker thread
+        self.done, self.total = done, total
+
+
+class Jobs:
+    """One session's computations on the worker, by memo token (no Streamlit in here)."""
+
+    def __init__(self) -> None:
+        self._jobs: dict[str, Job] = {}
+
+    def get(self, token: str) -> Job | None:
+        return self._jobs.get(token)
+
+    def start(self, token: str, panel: str, compute: Callable[[Callable[[int, int], None]], Any],
+              executor: ThreadPoolExecutor) -> Job:
+        """Submit ``compute(progress)``; first cancel the panel's other jobs that have not started."""
+        for other, queued in list(self._jobs.items()):
+            if queued.panel == panel and queued.future.cancel():
+                del self._jobs[other]
+        job = Job(panel)
+        job.future = executor.submit(compute, job.progress)
+        self._jobs[token] = job
+        return job
+
+    def finish(self, token: str) -> Any:
+        """The result of a finished job (its error raised), forgotten here."""
+        return self._jobs.pop(token).future.result()
+
+    def harvest(self) -> list[tuple[str, Any]]:
+        """(token, result) of the jobs that finished while nobody waited; cancelled and failed ones are dropped
+        (the next run that asks recomputes and shows the error)."""
+        finished = []
+        for token, job in list(self._jobs.items()):
+            if job.future.done():
+                del self._jobs[token]
+                if not job.future.cancelled() and job.future.exception() is None:
+                    finished.append((token, job.future.result()))
+        return finished
+
+
+def _jobs() -> Jobs:
+    return st.session_state.setdefault(_JOBS, Jobs())
+
+
+def _collect() -> None:
+    for token, value in _jobs().harvest():
+        _remember(token, value)
+
+
+def computed(key: Any, compute: Callable[[Callable[[int, int], None]], T], *, panel: str, label: str) -> T:
+    """``compute(progress)`` once per session for ``key``, on the worker thread, while this run shows its
+    progress. Errors raised by ``compute`` are raised here."""
+    token = _token(key)
+    _collect()
+    cache = _cache()
+    if token in cache:
+        cache.move_to_end(token)
+        return cache[token]
+    jobs = _jobs()
+    job = jobs.get(token) or jobs.start(token, panel, compute, _worker())
     bar = st.progress(0.0, text=label)
-
-    def update(done: int, total: int) -> None:
-        bar.progress(min(done / max(total, 1), 1.0), text=f"{label}: {done}/{total}")
-
-    return update, bar.empty
+    while not job.future.done():
+        fraction = job.done / job.total if job.total else 0.0
+        bar.progress(min(fraction, 1.0), text=f"{label}: {job.done}/{job.total}" if job.total else f"{label}…")
+        wait([job.future], timeout=POLL_SECONDS)
+    bar.empty()
+    value = jobs.finish(token)
+    _remember(token, value)
+    return value

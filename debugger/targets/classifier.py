@@ -1,13 +1,22 @@
 """Target (b): a safety classifier's decision, through the ``ExplainableClassifier`` protocol.
 
-Two scores: ``log_odds`` (contrastive, "violates vs allowed": logit[violates] − logit[allowed]; the default, since
-it does not saturate) and ``probability`` (softmax(logits)[violates], the uncalibrated violation probability).
-Only the tokens of the text itself are attributed; the classifier's prompt template is held fixed.
+Three scores, each on a named scale:
+
+- ``log_odds`` (the default; it does not saturate): the calibrated violation log-odds, logit(p) of the probability p
+  the classifier reports (``decide``), so the explained number and the one shown beside it agree.
+- ``probability``: that calibrated probability p itself.
+- ``raw_log_odds``: logit[violates] − logit[allowed] before calibration (the head's own output).
+
+A classifier with a ``calibrated(z) -> probability`` method (Platt scaling of the raw log-odds z, as the shipped
+heads have) is read as the affine map z ↦ a·z + b it applies before its sigmoid; one without reports
+softmax(logits)[violates], so its calibrated and raw scales coincide. Only the tokens of the text itself are
+attributed; the classifier's prompt template is held fixed.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal
+import math
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
 
 import torch
 
@@ -20,11 +29,33 @@ if TYPE_CHECKING:
     from shieldkit.classifiers.base import SafetyClassifier
     from shieldkit.model.runtime import GemmaRuntime
 
-ClassifierScore = Literal["log_odds", "probability"]
+ClassifierScore = Literal["log_odds", "probability", "raw_log_odds"]
 CLASSIFIER_SCORES: dict[str, str] = {
-    "log_odds": "violation log-odds (violates vs allowed)",
-    "probability": "violation probability",
+    "log_odds": "calibrated violation log-odds",
+    "probability": "calibrated violation probability",
+    "raw_log_odds": "raw log-odds (before calibration)",
 }
+
+
+@runtime_checkable
+class Calibrated(Protocol):
+    def calibrated(self, z: torch.Tensor) -> torch.Tensor:
+        """Raw log-odds z [B] -> the calibrated violation probability [B] the classifier reports."""
+
+
+def calibration_map(classifier: SafetyClassifier) -> tuple[float, float]:
+    """(a, b) with reported probability = sigmoid(a·z + b) for raw log-odds z; (1, 0) without a calibration."""
+    if not isinstance(classifier, Calibrated):
+        return 1.0, 0.0
+    probe = torch.tensor([0.0, 1.0, -2.0, 3.0])
+    p = classifier.calibrated(probe).double().clamp(1e-12, 1 - 1e-12)
+    logits = torch.log(p) - torch.log1p(-p)
+    b = float(logits[0])
+    a = float(logits[1]) - b
+    if not (math.isfinite(a) and a > 0) or not torch.allclose(logits, a * probe.double() + b, atol=1e-3, rtol=1e-4):
+        raise ConfigError(f"classifier {classifier.name!r}: its calibration is not Platt scaling (sigmoid of a·z + b); "
+                          "explain it on score='raw_log_odds'")
+    return a, b
 
 
 def explainable(classifier: SafetyClassifier) -> bool:
@@ -47,6 +78,7 @@ class ClassifierTarget:
         self.classifier: ExplainableClassifier = classifier
         self.text = text
         self.score_kind = score
+        self.calibration = None if score == "raw_log_odds" else calibration_map(classifier)
         prepared = classifier.prepare(text)
         ids = prepared.input_ids.long().cpu()
         if not 0 <= prepared.text_start <= prepared.text_end <= len(ids):
@@ -84,10 +116,12 @@ class ClassifierTarget:
         if logits.dim() != 2 or logits.shape[-1] != 2:
             raise ConfigError(f"classifier {self.classifier.name!r} returned logits of shape {tuple(logits.shape)}, "
                               "expected [B, 2] (allowed, violates)")
-        logits = logits.float()
-        if self.score_kind == "probability":
-            return torch.softmax(logits, dim=-1)[:, 1]
-        return logits[:, 1] - logits[:, 0]
+        z = logits[:, 1].float() - logits[:, 0].float()
+        if self.score_kind == "raw_log_odds":
+            return z
+        a, b = self.calibration
+        calibrated = a * z + b
+        return calibrated if self.score_kind == "log_odds" else torch.sigmoid(calibrated)
 
     def scores(self, embeddings: torch.Tensor) -> torch.Tensor:
         with torch.inference_mode(), self.runtime.lock:
@@ -111,4 +145,6 @@ class ClassifierTarget:
         return self._decision
 
     def details(self) -> dict[str, Any]:
-        return {"classifier": self.classifier.name, "score": self.score_kind, "decision": self.decision()}
+        calibration = None if self.calibration is None else dict(zip(("slope", "intercept"), self.calibration))
+        return {"classifier": self.classifier.name, "score": self.score_kind, "scale": CLASSIFIER_SCORES[self.score_kind],
+                "calibration": calibration, "decision": self.decision()}

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from shieldkit.debugger.tokens import Document, build_document, decode_pieces
+from shieldkit.debugger.tokens import Document, build_document, decode_pieces, mark_template
 from shieldkit.errors import ConfigError
 from shieldkit.model.internals import batch_embedding_gradients
 
@@ -101,8 +101,26 @@ def prompt_part(runtime: GemmaRuntime, prompt: Prompt) -> tuple[torch.Tensor, st
 
 
 def prompt_document(runtime: GemmaRuntime, prompt: Prompt, extra: Sequence[tuple[Sequence[int], str]] = ()) -> Document:
+    """The prompt (and ``extra`` parts after it) as a Document; a chat's turn template is marked ``control``."""
     ids, text = prompt_part(runtime, prompt)
-    return build_document(runtime.tokenizer, [(ids.tolist(), text), *extra])
+    document = build_document(runtime.tokenizer, [(ids.tolist(), text), *extra])
+    if isinstance(prompt, (str, torch.Tensor)):
+        return document
+    tail = [(len(text), len(document.text))] if extra else []
+    return mark_template(document, [*chat_content(prompt), *tail])
+
+
+def chat_content(messages: Sequence[Mapping[str, Any]]) -> list[tuple[int, int]]:
+    """Character ranges of the messages' own text in the rendered chat (what is not Gemma's turn template)."""
+    from shieldkit.model.chat import chat_segments
+
+    ranges, offset = [], 0
+    for piece, control in chat_segments(messages):
+        role, newline, content = piece.partition("\n")
+        if not control and newline and content:
+            ranges.append((offset + len(role) + 1, offset + len(piece)))
+        offset += len(piece)
+    return ranges
 
 
 def quote(text: str, limit: int = 60) -> str:

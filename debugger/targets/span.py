@@ -11,8 +11,15 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from shieldkit.debugger.targets.language_model import LanguageModelTarget, Prompt, prompt_part, quote, token_logprobs
-from shieldkit.debugger.tokens import build_document, decode_pieces
+from shieldkit.debugger.targets.language_model import (
+    LanguageModelTarget,
+    Prompt,
+    prompt_document,
+    prompt_part,
+    quote,
+    token_logprobs,
+)
+from shieldkit.debugger.tokens import decode_pieces
 from shieldkit.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -27,7 +34,7 @@ class ContinuationTarget(LanguageModelTarget):
 
     def __init__(self, runtime: GemmaRuntime, prompt: Prompt, continuation: str | Sequence[int],
                  span: tuple[int, int] | None = None) -> None:
-        prompt_ids, prompt_text = prompt_part(runtime, prompt)
+        prompt_ids = prompt_part(runtime, prompt)[0]
         if isinstance(continuation, str):
             cont_ids = runtime.encode(continuation, add_bos=False).tolist()
             cont_text = continuation
@@ -41,7 +48,7 @@ class ContinuationTarget(LanguageModelTarget):
             raise ConfigError(
                 f"span must be (start, end) continuation token positions with 0 <= start < end <= {len(cont_ids)}, got {span!r}"
             )
-        document = build_document(runtime.tokenizer, [(prompt_ids.tolist(), prompt_text), (cont_ids, cont_text)])
+        document = prompt_document(runtime, prompt, [(cont_ids, cont_text)])
         self.prompt_tokens = len(prompt_ids)
         self.continuation_tokens = len(cont_ids)
         self.span = (first, last)  # in continuation tokens

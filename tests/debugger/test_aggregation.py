@@ -29,7 +29,7 @@ def test_words_and_sentences_are_cut_where_people_read_them(result):
     assert words[:4] == ["First", "sentence", "here.", "Second"]
     assert "🦄" in words and words[-1] == "more"
     sentences = [s.text.strip() for s in result.segments("sentences") if s.kind == "text"]
-    assert sentences == ["First sentence here.", "Second one, with 🦄 emoji!", "Third line without stop and more"]
+    assert sentences == ["First sentence here.", "Second one, with 🦄 emoji!", "Third line without stop", "and more"]
     assert result.segments("words")[0].kind == "control"  # <bos> stays its own segment
 
 
@@ -55,3 +55,16 @@ def test_bad_granularity_and_regex_are_clear_errors(result):
         result.segments("regex", "(unclosed")
     with pytest.raises(ConfigError, match="needs a pattern"):
         result.segments("regex", "")
+
+
+@pytest.mark.parametrize("granularity, pattern", [("words", None), ("sentences", None), ("regex", r"[^,]+")])
+def test_no_segment_is_both_target_and_source(tiny_runtime, granularity, pattern):
+    # the prompt has no sentence end, so without the cuts its last sentence ran on into the continuation
+    target = ContinuationTarget(tiny_runtime, "The Eiffel Tower is in the city of", "Paris, France. It is tall",
+                                span=(2, 4))
+    result = explain(target, "gradient_x_input", progress=lambda *_: None)
+    start, end = target.highlight
+    for segment in result.segments(granularity, pattern):
+        sides = {(i < target.prompt_tokens, start <= i < end) for i in segment.tokens}
+        assert len(sides) == 1, (segment.text, segment.tokens)
+    assert sum(s.score for s in result.segments(granularity, pattern)) == pytest.approx(sum(result.scores), abs=1e-6)

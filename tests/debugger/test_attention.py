@@ -64,3 +64,14 @@ def test_logit_lens_last_layer_is_the_model_prediction(tiny_runtime):
     assert lens.layers[-1].top[0].probability == pytest.approx(float(torch.softmax(logits, -1).max()), rel=1e-4)
     with pytest.raises(ConfigError, match="position"):
         logit_lens(tiny_runtime, TEXT, position=999)
+
+
+def test_without_first_token_rescales_what_is_not_parked_on_bos():
+    import torch
+
+    from shieldkit.debugger import without_first_token
+
+    matrix = torch.tensor([[1.0, 0.0, 0.0], [0.9, 0.1, 0.0], [0.6, 0.1, 0.3]])
+    rest = without_first_token(matrix)
+    torch.testing.assert_close(rest, torch.tensor([[1.0, 0.0], [0.25, 0.75]]))
+    torch.testing.assert_close(without_first_token(torch.tensor([[1.0, 0.0], [1.0, 0.0]])), torch.zeros(1, 1))

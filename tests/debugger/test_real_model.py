@@ -28,3 +28,15 @@ def test_gemma_has_attention_sink_heads(real_runtime):
     assert maps.weights.shape[:2] == (18, 4)
     torch.testing.assert_close(maps.weights.sum(-1), torch.ones(maps.weights.shape[:3]), atol=1e-4, rtol=1e-4)
     assert len(maps.sink_heads(0.8)) >= 5  # several heads park most of their attention on <bos>
+
+
+def test_a_default_head_is_explained_on_the_probability_it_reports(real_runtime):
+    """The shipped heads are Platt-calibrated: the explained probability is the one `decide` reports."""
+    from shieldkit.classifiers import decide, load_classifier
+    from shieldkit.debugger import ClassifierTarget
+
+    violence = load_classifier("violence", real_runtime)
+    text = "I'm going to destroy you at chess tomorrow."
+    reported = decide(violence, [text])[0].score
+    result = explain(ClassifierTarget(violence, text, "probability"), "gradient_x_input", **QUIET)
+    assert result.target_value == pytest.approx(reported, abs=1e-3)

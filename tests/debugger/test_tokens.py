@@ -64,3 +64,18 @@ def test_a_mismatching_text_never_shifts_later_tokens(tiny_runtime):
     text = "alpha BETA gamma"
     assert text[spans[0][0]:spans[0][1]] == "alpha"
     assert text[spans[-1][0]:spans[-1][1]] == " gamma"
+
+
+def test_chat_template_words_are_control_tokens_and_score_zero(tiny_runtime):
+    from shieldkit.debugger import NextTokenTarget, explain
+
+    messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Say hello to the user."}]
+    target = NextTokenTarget(tiny_runtime, messages)
+    document = target.document
+    text = [document.token_text(t.index) for t in document.tokens if t.kind == "text"]
+    assert "".join(text) == "Be brief.\n\nSay hello to the user."  # the message text, nothing of the template
+    template = [document.token_text(t.index) for t in document.tokens if t.kind == "control"]
+    assert "user" in "".join(template) and "model" in "".join(template)
+    result = explain(target, "gradient_x_input", progress=lambda *_: None)
+    assert all(t.score == 0 for t in result.tokens if t.kind != "text")
+    assert sum(t.score != 0 for t in result.tokens if t.kind == "text") >= 3
