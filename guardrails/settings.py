@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shieldkit.guardrails.policy.schema import parse_rate
@@ -41,7 +41,14 @@ class ProxySettings(BaseSettings):
     default_temperature: float = Field(0.7, ge=0, le=2)  # embedded Gemma: when the request gives none
     generation_workers: int = Field(4, ge=1)  # embedded Gemma: generations at once (they interleave per token)
     batch_window_ms: float = Field(3.0, ge=0, le=1000)  # classifier micro-batching: how long to collect texts
-    batch_max_texts: int = Field(32, ge=1)  # classifier micro-batching: most unique texts per bank call
+    # Most distinct texts per classifier pass; bigger batches are split and interleaved with other requests' texts.
+    # Smaller is fairer (a single check waits behind at most one batch), bigger gives a little more throughput.
+    batch_max_texts: int = Field(8, ge=1)
+    # Admission control: texts waiting for the classifiers before new requests get 429 with Retry-After ...
+    classifier_queue_texts: int = Field(128, ge=1)
+    # ... or seconds of work waiting (texts waiting times the measured time per text); keep it below check_timeout
+    classifier_queue_wait: float = Field(10.0, gt=0)
+    classifier_cache_size: int = Field(4096, ge=0)  # texts whose classifier scores are kept (LRU); 0 turns the cache off
     check_timeout: float = Field(30.0, gt=0)  # seconds before a check counts as failed (its on_error applies)
     audit: bool = True  # write the audit log
     audit_path: Path | None = None  # None: $XDG_STATE_HOME/shieldkit/audit.sqlite3
@@ -80,6 +87,13 @@ class ProxySettings(BaseSettings):
         if parse_rate(value) is None:
             raise ValueError(f"must look like '10/minute' (per second, minute, hour or day) or 'off', got {value!r}")
         return value.strip()
+
+    @model_validator(mode="after")
+    def _queue_wait_below_timeout(self) -> ProxySettings:
+        if self.classifier_queue_wait >= self.check_timeout:
+            raise ValueError(f"classifier_queue_wait ({self.classifier_queue_wait:g} s) must be below check_timeout "
+                             f"({self.check_timeout:g} s), or queued checks time out instead of getting 429")
+        return self
 
     @property
     def resolved_audit_path(self) -> Path:

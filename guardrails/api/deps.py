@@ -11,11 +11,11 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
-from shieldkit.guardrails.api_errors import Forbidden, NotReady, RateLimited, RequestTooLarge, Unauthorized
-from shieldkit.guardrails.policy.schema import KeyConfig
-from shieldkit.guardrails.request_json import decode_json
-from shieldkit.guardrails.schemas import ChatRequest, CheckRequest, ModerationRequest, parse
-from shieldkit.guardrails.services import Services, hash_key
+from shieldkit.guardrails.api.errors import Forbidden, NotReady, RateLimited, RequestTooLarge, Unauthorized
+from shieldkit.guardrails.api.request_json import decode_json
+from shieldkit.guardrails.api.schemas import ChatRequest, CheckRequest, ModerationRequest, parse
+from shieldkit.guardrails.policy.schema import KeyConfig, hash_key
+from shieldkit.guardrails.services import Services
 
 
 async def get_services(request: Request) -> Services:
@@ -108,9 +108,10 @@ OpsCaller = Annotated[Caller | None, Depends(ops_caller)]
 
 
 async def ready_services(services: ServicesDep) -> Services:
-    if services.state == "failed":
-        raise NotReady(f"the proxy failed to start: {services.error}", code="startup_failed")
-    if services.state != "ready":
+    startup = services.startup
+    if startup.state == "failed":
+        raise NotReady(f"the proxy failed to start: {startup.error}", code="startup_failed")
+    if startup.state != "ready":
         raise NotReady("the proxy is still loading its models; retry shortly", headers={"Retry-After": "5"})
     return services
 

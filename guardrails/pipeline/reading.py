@@ -2,7 +2,7 @@
 
 A check kind says what it reads (``CheckKind.reads``):
 
-- ``normalised``: the normalised views (:mod:`~shieldkit.guardrails.normalise`). Consecutive messages with the
+- ``normalised``: the normalised views (:mod:`~shieldkit.guardrails.pipeline.normalise`). Consecutive messages with the
   same role are read as one view (joined by a line break), so a phrase split across two user messages, or across
   two text parts of one message, is still one phrase.
 - ``original``: each text exactly as sent (a check looking for the disguises themselves).
@@ -21,8 +21,9 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from shieldkit.guardrails.checks.base import Reads
-from shieldkit.guardrails.normalise import normalise
-from shieldkit.guardrails.textmap import Mapped
+from shieldkit.guardrails.pipeline.normalise import normalise
+from shieldkit.guardrails.pipeline.textmap import Mapped
+
 JOIN = "\n"  # between the messages of one view
 
 

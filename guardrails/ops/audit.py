@@ -4,7 +4,7 @@ Writes go through a queue to one writer thread (requests never wait for the disk
 timeout lets several worker processes share one file. Texts are stored only when the policy says ``keep_text``.
 
 No answer goes missing silently. The input row of a request that is forwarded to the model is written together
-with a ``pending`` row naming the process that owns it (an :class:`~shieldkit.guardrails.liveness.OwnerLock`);
+with a ``pending`` row naming the process that owns it (an :class:`~shieldkit.guardrails.ops.liveness.OwnerLock`);
 the request's output row (its checked answer, or decision ``error`` when the upstream gave none) removes it in the
 same transaction. Pending rows whose owner is gone become output rows with decision ``interrupted``: those of a
 dead process (killed, crashed) when the next process opens the log, and those still open when a process closes
@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from shieldkit.errors import ConfigError
-from shieldkit.guardrails.liveness import OwnerLock, forget, is_alive
+from shieldkit.guardrails.ops.liveness import OwnerLock, forget, is_alive
 
 log = logging.getLogger("shieldkit.guardrails")
 

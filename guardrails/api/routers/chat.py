@@ -7,16 +7,16 @@ import time
 from fastapi import APIRouter
 from fastapi.responses import StreamingResponse
 
-from shieldkit.guardrails import shapes
-from shieldkit.guardrails.api_errors import ContentFiltered, Forbidden, GuardrailFailed
-from shieldkit.guardrails.deps import ChatBody, ChatCaller, ReadyServices, RequestId
-from shieldkit.guardrails.engine import Verdict
-from shieldkit.guardrails.openapi import errors, json_body
-from shieldkit.guardrails.routers.errors import upstream_api_error
-from shieldkit.guardrails.schemas import ChatRequest
-from shieldkit.guardrails.streaming import StreamJob, guarded_sse
+from shieldkit.guardrails.api import shapes
+from shieldkit.guardrails.api.deps import ChatBody, ChatCaller, ReadyServices, RequestId
+from shieldkit.guardrails.api.errors import ContentFiltered, Forbidden, GuardrailFailed
+from shieldkit.guardrails.api.openapi import errors, json_body
+from shieldkit.guardrails.api.routers.errors import upstream_api_error
+from shieldkit.guardrails.api.schemas import ChatRequest
+from shieldkit.guardrails.pipeline.engine import Verdict
+from shieldkit.guardrails.pipeline.streaming import StreamJob, guarded_sse
+from shieldkit.guardrails.pipeline.vault import Vault
 from shieldkit.guardrails.upstream import UpstreamError, UpstreamRequest
-from shieldkit.guardrails.vault import Vault
 
 router = APIRouter(tags=["chat"])
 STREAM_OK = {"description": "The checked completion: JSON, or server-sent events with `stream: true`",
@@ -61,22 +61,22 @@ async def chat_completions(caller: ChatCaller, services: ReadyServices, body: Ch
     texts = [m.content for m in body.messages]
     verdict = await guards["input"].run(texts, vault, roles=[m.role for m in body.messages])
     ids = {"request_id": request_id, "key_id": caller.key_id, "policy": caller.policy, "endpoint": "chat"}
-    answer = services.audit_event(**ids, verdict=verdict, opens=verdict.blocked_by is None,
+    answer = services.recorder.event(**ids, verdict=verdict, opens=verdict.blocked_by is None,
                                   text="\n".join(f"{m.role}: {t}" for m, t in zip(body.messages, verdict.texts)))
     refuse_input(verdict)
     request = upstream_request(body, verdict.texts)
 
     if body.stream:
-        with services.no_answer_on_error(answer, **ids):
+        with services.recorder.no_answer_on_error(answer, **ids):
             try:
-                stream = await services.upstream.open_stream(request)
+                stream = await services.startup.upstream.open_stream(request)
             except UpstreamError as exc:
                 raise upstream_api_error(services, exc) from None
 
         def done(output: Verdict, status: str) -> None:
             if status == "upstream_error":
                 services.metrics.upstream_errors.labels("502").inc()
-            services.audit_event(**ids, verdict=output, text=output.texts[0], closes=answer)
+            services.recorder.event(**ids, verdict=output, text=output.texts[0], closes=answer)
 
         job = StreamJob(guards["output"], policy, vault, body.model, request.include_usage, started)
         return StreamingResponse(
@@ -84,13 +84,13 @@ async def chat_completions(caller: ChatCaller, services: ReadyServices, body: Ch
             media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
         )
 
-    with services.no_answer_on_error(answer, **ids):
+    with services.recorder.no_answer_on_error(answer, **ids):
         try:
-            reply = await services.upstream.complete(request)
+            reply = await services.startup.upstream.complete(request)
         except UpstreamError as exc:
             raise upstream_api_error(services, exc) from None
         output = await guards["output"].run([vault.restore_unsent(reply.text)], vault)  # values the user did not send
-    services.audit_event(**ids, verdict=output, text=output.texts[0], closes=answer)
+    services.recorder.event(**ids, verdict=output, text=output.texts[0], closes=answer)
     usage = reply.usage.to_dict() if reply.usage else None
     completion_id = shapes.new_id("chatcmpl")
     if output.blocked_by is not None:

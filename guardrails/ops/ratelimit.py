@@ -28,7 +28,7 @@ from limits.errors import ConfigurationError
 from limits.storage import storage_from_string
 
 from shieldkit.errors import ConfigError
-from shieldkit.guardrails.api_errors import RateLimitUnavailable
+from shieldkit.guardrails.api.errors import RateLimitUnavailable
 from shieldkit.guardrails.policy.schema import KeyConfig
 from shieldkit.guardrails.settings import ProxySettings
 

@@ -1,7 +1,7 @@
 """Runs the ordered checks of one policy direction over a request's texts and decides.
 
 Checks read the normalised view of the texts (invisible characters dropped, look-alike letters folded, messages
-of one role joined, ...; see guardrails/reading.py), the model gets the originals. Two phases. First the
+of one role joined, ...; see guardrails/pipeline/reading.py), the model gets the originals. Two phases. First the
 ``redact`` checks, in policy order, each on the text the previous one left (as in llm-guard): their matches --
 found in the original or in the view, and mapped back to the original -- become typed placeholders. Then every
 other check runs on that redacted text -- what the model will see -- all at once, so the audit log gets every
@@ -20,9 +20,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from typing import Literal, Protocol
 
-from shieldkit.guardrails.checks.base import CheckConfig, CheckUnavailable, Finding, Reads, Scanner
-from shieldkit.guardrails.reading import Reading
-from shieldkit.guardrails.vault import Vault
+from shieldkit.guardrails.checks.base import CheckConfig, CheckUnavailable, Finding, Overloaded, Reads, Scanner
+from shieldkit.guardrails.pipeline.reading import Reading
+from shieldkit.guardrails.pipeline.vault import Vault
 
 log = logging.getLogger("shieldkit.guardrails")
 Direction = Literal["input", "output"]
@@ -125,7 +125,11 @@ class Guard:
                 changed = True
                 reading = Reading(current, roles)
         others = [i for i in range(len(self.checks)) if i not in outcomes]
-        results = await asyncio.gather(*(self._run_one(self.checks[i], reading, skip) for i in others))
+        results = await asyncio.gather(*(self._run_one(self.checks[i], reading, skip) for i in others),
+                                       return_exceptions=True)
+        refused = next((r for r in results if isinstance(r, BaseException)), None)
+        if refused is not None:  # Overloaded (the only exception _run_one lets out), once every check has settled
+            raise refused
         outcomes.update(zip(others, results))
         if changed:
             await self._recheck_redactions(redacting, outcomes, reading, skip)
@@ -157,6 +161,8 @@ class Guard:
             scanned = await _with_timeout(check.scanner.scan([u.text for u in units]), self.timeout_s) if units else []
             if len(scanned) != len(units):
                 raise RuntimeError(f"returned {len(scanned)} results for {len(units)} texts")
+        except Overloaded:
+            raise
         except asyncio.TimeoutError:
             error = f"timed out after {self.timeout_s:g} s"
             log.warning("check '%s' timed out (%s)", config.name, config.on_error)

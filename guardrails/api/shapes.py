@@ -7,7 +7,7 @@ import time
 import uuid
 from typing import Any
 
-from shieldkit.guardrails.engine import CheckOutcome
+from shieldkit.guardrails.pipeline.engine import CheckOutcome
 
 
 def new_id(prefix: str) -> str:

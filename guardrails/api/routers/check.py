@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from shieldkit.guardrails import shapes
-from shieldkit.guardrails.api_errors import Forbidden, InvalidRequest
-from shieldkit.guardrails.deps import CheckBody, CheckCaller, ReadyServices, RequestId
-from shieldkit.guardrails.openapi import errors, json_body
-from shieldkit.guardrails.schemas import CheckRequest
-from shieldkit.guardrails.vault import Vault
+from shieldkit.guardrails.api import shapes
+from shieldkit.guardrails.api.deps import CheckBody, CheckCaller, ReadyServices, RequestId
+from shieldkit.guardrails.api.errors import Forbidden, InvalidRequest
+from shieldkit.guardrails.api.openapi import errors, json_body
+from shieldkit.guardrails.api.schemas import CheckRequest
+from shieldkit.guardrails.pipeline.vault import Vault
 
 router = APIRouter(tags=["check"])
 
@@ -25,7 +25,7 @@ async def check(caller: CheckCaller, services: ReadyServices, body: CheckBody, r
         policy = body.policy
     texts = [body.text] if isinstance(body.text, str) else list(body.text)
     verdict = await services.guards[policy][body.direction].run(texts, Vault())
-    services.audit_event(request_id=request_id, key_id=caller.key_id, policy=policy, endpoint="check",
+    services.recorder.event(request_id=request_id, key_id=caller.key_id, policy=policy, endpoint="check",
                          verdict=verdict, text="\n".join(verdict.texts))
     blocked = verdict.blocked_by
     return {

@@ -19,12 +19,12 @@ from dataclasses import dataclass, field, replace
 
 import anyio
 
-from shieldkit.guardrails import shapes
-from shieldkit.guardrails.engine import CheckOutcome, Guard, Verdict
+from shieldkit.guardrails.api import shapes
+from shieldkit.guardrails.pipeline.engine import CheckOutcome, Guard, Verdict
+from shieldkit.guardrails.pipeline.vault import Vault
+from shieldkit.guardrails.pipeline.windows import WindowCutter, redact_holders
 from shieldkit.guardrails.policy.schema import Policy
 from shieldkit.guardrails.upstream import UpstreamError, UpstreamStream
-from shieldkit.guardrails.vault import Vault
-from shieldkit.guardrails.windows import WindowCutter, redact_holders
 
 log = logging.getLogger("shieldkit.guardrails")
 HOLD_CONTEXT = 256  # released characters the window cutter reads before the held text (look-behinds, word starts)

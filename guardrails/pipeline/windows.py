@@ -13,9 +13,9 @@ import re
 from collections.abc import Sequence
 
 from shieldkit.guardrails.checks.holds import GrowingPattern, Hold, Holding, merge
-from shieldkit.guardrails.engine import Guard
+from shieldkit.guardrails.pipeline.engine import Guard
+from shieldkit.guardrails.pipeline.vault import PLACEHOLDER
 from shieldkit.guardrails.policy.schema import StreamConfig
-from shieldkit.guardrails.vault import PLACEHOLDER
 
 SENTENCE_END = re.compile(r"[.!?\u2026\u3002\uff01\uff1f]+[\"'\u201d\u2019)\]]*\s+|\n+")
 WHITESPACE = re.compile(r"\s+")

@@ -56,6 +56,12 @@ class RateLimited(ApiError):
     code = "rate_limit_exceeded"
 
 
+class QueueFull(RateLimited):
+    """The classifier queue is full: retry after ``Retry-After`` seconds (admission control, not a failure)."""
+
+    code = "classifier_queue_full"
+
+
 class RateLimitUnavailable(ApiError):
     """The rate limiter's storage failed: requests that need a limit are refused (fail closed)."""
 

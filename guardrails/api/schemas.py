@@ -1,7 +1,7 @@
 """Request bodies, validated strictly: wrong types, unknown parameters and empty messages are 400s that name the
 parameter. Parameters whose output the proxy cannot check (tools, logprobs, n > 1) are refused, not ignored; their
 values that ask for nothing (``"tools": []``, ``"logprobs": false``) are accepted and not forwarded. The models
-are also the request schemas of the OpenAPI document (guardrails/openapi.py)."""
+are also the request schemas of the OpenAPI document (guardrails/api/openapi.py)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema, field_validator
 
-from shieldkit.guardrails.api_errors import InvalidRequest, RequestTooLarge
-from shieldkit.guardrails.normalise import has_visible_text
+from shieldkit.guardrails.api.errors import InvalidRequest, RequestTooLarge
+from shieldkit.guardrails.pipeline.normalise import has_visible_text
 
 # Parameters whose output the proxy cannot check: what they would ask for, and the values that ask for nothing.
 UNCHECKABLE: dict[str, tuple[str, tuple[Any, ...]]] = {

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shieldkit.guardrails.api_errors import ApiError, InvalidRequest, NotFound, RateLimited, UpstreamFailed, UpstreamTimeout
+from shieldkit.guardrails.api.errors import ApiError, InvalidRequest, NotFound, RateLimited, UpstreamFailed, UpstreamTimeout
 from shieldkit.guardrails.services import Services
 from shieldkit.guardrails.upstream import UpstreamError
 

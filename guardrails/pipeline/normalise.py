@@ -1,6 +1,6 @@
 """The normalised view of a text that checks read, with a map back to the original (which the model gets).
 
-Disguises undone, in this order (each step is one :mod:`~shieldkit.guardrails.textmap` layer):
+Disguises undone, in this order (each step is one :mod:`~shieldkit.guardrails.pipeline.textmap` layer):
 
 1. **Characters**: a run of invisible Unicode tag characters is spelled out in the ASCII it encodes (U+E0041 is
    an invisible ``A``: models can read such hidden text, so checks read it too); then, one character at a time,
@@ -42,7 +42,7 @@ from functools import lru_cache
 
 from confusable_homoglyphs import categories, confusables
 
-from shieldkit.guardrails.textmap import Edit, Mapped
+from shieldkit.guardrails.pipeline.textmap import Edit, Mapped
 
 # Unicode's Default_Ignorable_Code_Point ranges (DerivedCoreProperties.txt) not already covered by Cc/Cf.
 DEFAULT_IGNORABLE = ((0x034F, 0x034F), (0x115F, 0x1160), (0x17B4, 0x17B5), (0x180B, 0x180F), (0x3164, 0x3164),

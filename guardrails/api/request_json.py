@@ -22,7 +22,7 @@ import math
 import re
 from typing import Any
 
-from shieldkit.guardrails.api_errors import InvalidRequest
+from shieldkit.guardrails.api.errors import InvalidRequest
 
 MAX_DEPTH = 32  # nested arrays/objects; a chat request needs 5
 INT_MIN, INT_MAX = -(2**63), 2**63 - 1

@@ -2,7 +2,7 @@
 
 The request bodies are read by the proxy itself (size limits, UTF-8 and JSON errors of its own), not by FastAPI,
 so FastAPI cannot see them: routes declare them with :func:`json_body` and their error responses with
-:func:`errors`, and :func:`install_openapi` adds the request models (guardrails/schemas.py), the request limits
+:func:`errors`, and :func:`install_openapi` adds the request models (guardrails/api/schemas.py), the request limits
 and the API-key schemes to the generated document. Every error is OpenAI's shape (:class:`ErrorResponse`).
 """
 

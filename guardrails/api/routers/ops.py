@@ -9,8 +9,8 @@ from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from shieldkit.guardrails.deps import OpsCaller, ServicesDep
-from shieldkit.guardrails.openapi import errors
+from shieldkit.guardrails.api.deps import OpsCaller, ServicesDep
+from shieldkit.guardrails.api.openapi import errors
 
 router = APIRouter(tags=["operations"])
 READINESS = {"type": "object", "required": ["status"], "properties": {
@@ -28,11 +28,12 @@ async def healthz():
     503: {"description": "Loading, or failed to start", "content": {"application/json": {"schema": READINESS}}},
     **errors(500)})
 async def readyz(services: ServicesDep):
-    body = {"status": services.state, "upstream": services.upstream.name if services.upstream else None,
-            "classifiers": services.batcher.available, "unavailable_classifiers": services.batcher.unavailable or services.classifier_plan.unavailable}
-    if services.state == "failed":
-        body["error"] = services.error
-    return JSONResponse(body, status_code=200 if services.state == "ready" else 503)
+    startup, scorer = services.startup, services.scorer
+    body = {"status": startup.state, "upstream": startup.upstream.name if startup.upstream else None,
+            "classifiers": scorer.available, "unavailable_classifiers": scorer.unavailable}
+    if startup.state == "failed":
+        body["error"] = startup.error
+    return JSONResponse(body, status_code=200 if startup.state == "ready" else 503)
 
 
 @router.get("/metrics", response_class=PlainTextResponse, responses=errors(401, 429, 500))

@@ -16,8 +16,8 @@ import re
 import time
 import uuid
 
-from shieldkit.guardrails.api_errors import InternalError
-from shieldkit.guardrails.metrics import Metrics
+from shieldkit.guardrails.api.errors import InternalError
+from shieldkit.guardrails.ops.metrics import Metrics
 
 log = logging.getLogger("shieldkit.guardrails")
 VALID_ID = re.compile(r"^[A-Za-z0-9._\-]{1,64}$")
