@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 def scoring_options(settings: ProxySettings) -> ScoringOptions:
     return ScoringOptions(window_ms=settings.batch_window_ms, max_batch=settings.batch_max_texts,
-                          max_queued=settings.classifier_queue_texts, max_wait_s=settings.classifier_queue_wait,
+                          max_queued=settings.classifier_queue_texts, max_wait_s=settings.resolved_queue_wait,
                           cache_size=settings.classifier_cache_size)
 
 

@@ -46,8 +46,8 @@ class ProxySettings(BaseSettings):
     batch_max_texts: int = Field(8, ge=1)
     # Admission control: texts waiting for the classifiers before new requests get 429 with Retry-After ...
     classifier_queue_texts: int = Field(128, ge=1)
-    # ... or seconds of work waiting (texts waiting times the measured time per text); keep it below check_timeout
-    classifier_queue_wait: float = Field(10.0, gt=0)
+    # ... or seconds of work waiting (texts waiting times the measured time per text). None: a third of check_timeout
+    classifier_queue_wait: float | None = Field(None, gt=0)
     classifier_cache_size: int = Field(4096, ge=0)  # texts whose classifier scores are kept (LRU); 0 turns the cache off
     check_timeout: float = Field(30.0, gt=0)  # seconds before a check counts as failed (its on_error applies)
     audit: bool = True  # write the audit log
@@ -90,10 +90,14 @@ class ProxySettings(BaseSettings):
 
     @model_validator(mode="after")
     def _queue_wait_below_timeout(self) -> ProxySettings:
-        if self.classifier_queue_wait >= self.check_timeout:
+        if self.classifier_queue_wait is not None and self.classifier_queue_wait >= self.check_timeout:
             raise ValueError(f"classifier_queue_wait ({self.classifier_queue_wait:g} s) must be below check_timeout "
                              f"({self.check_timeout:g} s), or queued checks time out instead of getting 429")
         return self
+
+    @property
+    def resolved_queue_wait(self) -> float:
+        return self.classifier_queue_wait if self.classifier_queue_wait is not None else self.check_timeout / 3
 
     @property
     def resolved_audit_path(self) -> Path:

@@ -8,7 +8,9 @@ other check runs on that redacted text -- what the model will see -- all at once
 score and all classifier checks share one bank call. Last, the redact checks look again at the final text: a match
 still there (redaction could not remove it) blocks the request, so nothing a redact check finds reaches the model.
 The decision, in policy order: the first check that fired with ``action: block``, that failed with
-``on_error: block``, or that left a match unredacted, blocks; fired ``flag`` checks are only recorded.
+``on_error: block``, or that left a match unredacted, blocks; fired ``flag`` checks are only recorded. A check that
+is not admitted (``Overloaded``: the classifier queue is full) refuses the whole request instead: it is raised once
+every check has settled, and the app answers 429.
 """
 
 from __future__ import annotations

@@ -9,8 +9,9 @@ worker for all of its texts. Batches run one at a time (``run_batch`` hands them
 The queue is bounded: a new job is refused with :class:`Overloaded` (the proxy answers 429 with ``Retry-After``)
 when the texts waiting would pass ``max_queued``, or when the estimated wait (texts waiting times the measured time
 per text) would pass ``max_wait`` seconds, so load turns into quick 429s instead of check timeouts. A job alone in
-an empty queue is always admitted, however big. ``admitted`` jobs (output checks of requests that were let in)
-may use twice the bound, so an answer already generated is rarely lost to a full queue.
+an empty queue is always admitted, however big, and texts another job already waits for cost no room (the seven
+classifier checks of one request ask for the same texts). ``admitted`` jobs (output checks of requests that were
+let in) may use twice the bound, so an answer already generated is rarely lost to a full queue.
 
 Built on asyncio primitives only (a future per job, a drainer task started on demand, ``collections.deque``).
 """
@@ -107,7 +108,7 @@ class FairScheduler:
 
     def _admit(self, new: int, admitted: bool) -> None:
         queued = len(self._wanted)
-        if queued == 0:
+        if queued == 0 or new == 0:
             return
         scale = 2 if admitted else 1
         if queued + new <= self.max_queued * scale and (queued + new) * self.seconds_per_text <= self.max_wait_s * scale:
