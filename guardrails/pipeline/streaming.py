@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, replace
 import anyio
 
 from shieldkit.guardrails.api import shapes
+from shieldkit.guardrails.checks.base import Overloaded
 from shieldkit.guardrails.pipeline.engine import CheckOutcome, Guard, Verdict
 from shieldkit.guardrails.pipeline.vault import Vault
 from shieldkit.guardrails.pipeline.windows import WindowCutter, redact_holders
@@ -148,6 +149,10 @@ async def guarded_sse(job: StreamJob, upstream: UpstreamStream, *, on_done, on_f
         if job.include_usage and upstream.usage is not None:
             yield shapes.sse(shapes.usage_chunk(job.completion_id, job.model, job.created, upstream.usage.to_dict()))
         yield shapes.sse("[DONE]")
+    except Overloaded as exc:  # the output checks could not be queued: withhold the rest, like any failed check
+        status = "overloaded"
+        yield shapes.sse({"error": {"message": f"{exc}; the rest of the answer was withheld", "type": "rate_limit_error",
+                                    "param": None, "code": "classifier_queue_full"}})
     except Exception:  # a bug, not a fault of the upstream: end the stream as an error, never with unchecked text
         status = "internal_error"
         log.exception("streaming failed")

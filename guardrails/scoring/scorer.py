@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -28,6 +29,8 @@ from shieldkit.guardrails.scoring.scheduler import FairScheduler, Row
 
 if TYPE_CHECKING:
     from shieldkit.guardrails.policy import LoadedPolicies
+
+log = logging.getLogger("shieldkit.guardrails")
 
 
 @dataclass(frozen=True)
@@ -52,6 +55,9 @@ class HeadScores:
 class Scorer(Protocol):
     def head(self, ref: str, threshold: float | None = None) -> Head:
         """The head a policy's ``classifier:`` reference names (resolved when the scorer was planned)."""
+
+    def heads_for(self, policy: str) -> list[Head]:
+        """The heads a guardrail policy's classifier checks use (``/v1/moderations`` answers with them)."""
 
     async def score(self, texts: Sequence[str], heads: Sequence[Head], *, admitted: bool = False) -> list[HeadScores]:
         """One result per head. Raises ``CheckUnavailable`` for a head that did not load, ``Overloaded`` when
@@ -117,6 +123,7 @@ class ClassifierScorer:
             blocking = [self.plan.load[key] for key in self.plan.load if key in self.plan.blocking]
             if blocking:
                 raise ConfigError(f"{reason} (checks with on_error: block use {', '.join(blocking)})") from exc
+            log.error("UNAVAILABLE classifiers (on_error: allow, texts pass them unchecked): %s", reason)
             self._unavailable.update({key: reason for key in self.plan.load})
             return
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="shieldkit-classify")
@@ -135,8 +142,7 @@ class ClassifierScorer:
     @property
     def unavailable(self) -> dict[str, str]:
         """{reference: why it cannot be scored}."""
-        refs = {key: ref for ref, key in self.plan.keys.items()}
-        return {self.plan.load.get(key, refs.get(key, key)): why for key, why in self._unavailable.items()}
+        return {self.plan.load.get(key, key): why for key, why in self._unavailable.items()}  # unresolved: key == ref
 
     # --- the protocol --------------------------------------------------------------------------------------------
 
@@ -187,8 +193,7 @@ class ClassifierScorer:
         return [found[text] for text in texts]
 
     def _cache_key(self, text: str) -> tuple[str, str]:
-        identity = self._loaded.identity if self._loaded is not None else ""
-        return identity, hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+        return self._loaded.identity, hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
 
     async def _run_batch(self, texts: list[str]) -> list[Row]:
         loaded, executor = self._loaded, self._executor

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -93,3 +94,31 @@ def test_repeated_texts_are_answered_from_the_score_cache(make_proxy, fakes, tin
     metrics = httpx.get(proxy.url + "/metrics").content
     assert b'shieldkit_classifier_cache_total{result="hit"} 2.0' in metrics  # two checks, one text, second request
     assert b'shieldkit_classifier_cache_total{result="miss"} 2.0' in metrics
+
+
+@pytest.mark.anyio
+async def test_a_stream_whose_output_checks_are_not_admitted_withholds_the_rest():
+    from shieldkit.guardrails.checks.base import CheckConfig, Overloaded
+    from shieldkit.guardrails.pipeline.engine import Check, Guard
+    from shieldkit.guardrails.pipeline.streaming import StreamJob, guarded_sse
+    from shieldkit.guardrails.pipeline.vault import Vault
+    from shieldkit.guardrails.policy.schema import Policy
+    from shieldkit.guardrails.upstream import UpstreamStream
+
+    class FullQueue:
+        async def scan(self, texts):
+            raise Overloaded("the classifier queue is full", retry_after=2)
+
+    async def pieces():
+        for piece in ("Hello there. ", "And more."):
+            yield piece
+
+    guard = Guard("output", [Check(CheckConfig(name="hate", kind="classifier"), FullQueue(), "normalised")])
+    statuses = []
+    job = StreamJob(guard, Policy(), Vault(), "m", False, time.perf_counter())
+    events = [event async for event in guarded_sse(job, UpstreamStream(pieces=pieces()),
+                                                    on_done=lambda verdict, status: statuses.append(status))]
+    body = b"".join(events).decode()
+    data = [json.loads(event[6:]) for event in body.split("\n\n") if event.startswith("data: {")]
+    assert data[-1]["error"]["code"] == "classifier_queue_full" and "Hello" not in body
+    assert statuses == ["overloaded"]
