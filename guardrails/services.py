@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 def scoring_options(settings: ProxySettings) -> ScoringOptions:
     return ScoringOptions(window_ms=settings.batch_window_ms, max_batch=settings.batch_max_texts,
+                          per_request=settings.batch_texts_per_request,
                           max_queued=settings.classifier_queue_texts, max_wait_s=settings.resolved_queue_wait,
                           cache_size=settings.classifier_cache_size)
 

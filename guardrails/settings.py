@@ -41,9 +41,10 @@ class ProxySettings(BaseSettings):
     default_temperature: float = Field(0.7, ge=0, le=2)  # embedded Gemma: when the request gives none
     generation_workers: int = Field(4, ge=1)  # embedded Gemma: generations at once (they interleave per token)
     batch_window_ms: float = Field(3.0, ge=0, le=1000)  # classifier micro-batching: how long to collect texts
-    # Most distinct texts per classifier pass; bigger batches are split and interleaved with other requests' texts.
-    # Smaller is fairer (a single check waits behind at most one batch), bigger gives a little more throughput.
-    batch_max_texts: int = Field(8, ge=1)
+    batch_max_texts: int = Field(8, ge=1)  # most distinct texts per classifier pass (batches fill under many requests)
+    # Most texts one request puts into a batch while others wait (round-robin): 1 is the fairest (a single check
+    # waits for one text of a big request, not a batch of them); more lets a big request alone finish in fewer passes.
+    batch_texts_per_request: int = Field(1, ge=1)
     # Admission control: texts waiting for the classifiers before new requests get 429 with Retry-After ...
     classifier_queue_texts: int = Field(128, ge=1)
     # ... or seconds of work waiting (texts waiting times the measured time per text). None: a third of check_timeout

@@ -1,10 +1,12 @@
 """Fair micro-batching of scoring jobs, with admission control.
 
 A job is one ``submit(texts)`` call (a classifier check of one request, or one ``/v1/moderations`` call). Jobs wait
-in a ring; each batch takes texts round-robin, one text per job in turn, until it holds ``max_batch`` distinct
-texts (a text that several jobs wait for is scored once). So a single-text check queued behind a 16-text
-moderation call is in the very next batch, and a big job is split over several batches instead of holding the
-worker for all of its texts. Batches run one at a time (``run_batch`` hands them to a worker thread).
+in a ring; each batch takes texts round-robin, one text per job in turn, at most ``per_job`` texts from one job and
+``max_batch`` distinct texts in all (a text that several jobs wait for is scored once, for all of them). So a big
+job is split over several batches instead of holding the worker for all of its texts, and a single-text check
+queued behind a 16-text moderation call is in the very next batch, which is small: with ``per_job=1`` a check
+waits for at most one text of another job's in the batch being scored, and one more in its own. Under many jobs,
+batches fill up to ``max_batch``. Batches run one at a time (``run_batch`` hands them to a worker thread).
 
 The queue is bounded: a new job is refused with :class:`Overloaded` (the proxy answers 429 with ``Retry-After``)
 when the texts waiting would pass ``max_queued``, or when the estimated wait (texts waiting times the measured time
@@ -64,13 +66,14 @@ class SchedulerStats:
 
 
 class FairScheduler:
-    def __init__(self, run_batch: RunBatch, *, window_s: float = 0.003, max_batch: int = 8, max_queued: int = 128,
-                 max_wait_s: float = 10.0, on_batch: Callable[[int], None] | None = None) -> None:
-        if max_batch < 1 or max_queued < 1:
-            raise ValueError("max_batch and max_queued must be at least 1")
+    def __init__(self, run_batch: RunBatch, *, window_s: float = 0.003, max_batch: int = 8, per_job: int = 1,
+                 max_queued: int = 128, max_wait_s: float = 10.0, on_batch: Callable[[int], None] | None = None) -> None:
+        if min(max_batch, per_job, max_queued) < 1:
+            raise ValueError("max_batch, per_job and max_queued must be at least 1")
         self.run_batch = run_batch
         self.window_s = window_s
         self.max_batch = max_batch
+        self.per_job = per_job
         self.max_queued = max_queued
         self.max_wait_s = max_wait_s
         self.on_batch = on_batch
@@ -121,6 +124,8 @@ class FairScheduler:
     def take_batch(self) -> dict[str, list[_Job]]:
         """The next batch, {text: the jobs waiting for it}: one text per job in turn, round-robin over the ring."""
         batch: dict[str, list[_Job]] = {}
+        turns: dict[_Job, int] = {}
+        next_round: list[_Job] = []  # jobs that took their share of this batch
         while self._ring and len(batch) < self.max_batch:
             job = self._ring.popleft()
             text = job.next_text()
@@ -129,8 +134,10 @@ class FairScheduler:
             batch[text] = self._wanted.pop(text)
             for rider in batch[text]:
                 rider.taken.add(text)
+            turns[job] = turns.get(job, 0) + 1
             if job.waiting:
-                self._ring.append(job)
+                (next_round if turns[job] >= self.per_job else self._ring).append(job)
+        self._ring.extend(next_round)
         return batch
 
     def _forget(self, job: _Job) -> None:

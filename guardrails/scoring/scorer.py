@@ -75,6 +75,7 @@ class ScoringObserver(Protocol):
 class ScoringOptions:
     window_ms: float = 3.0
     max_batch: int = 8
+    per_request: int = 1
     max_queued: int = 128
     max_wait_s: float = 10.0
     cache_size: int = 4096
@@ -94,7 +95,7 @@ class ClassifierScorer:
         self._executor: ThreadPoolExecutor | None = None
         self.scheduler = FairScheduler(
             self._run_batch, window_s=options.window_ms / 1000, max_batch=options.max_batch,
-            max_queued=options.max_queued, max_wait_s=options.max_wait_s,
+            per_job=options.per_request, max_queued=options.max_queued, max_wait_s=options.max_wait_s,
             on_batch=observer.scored_batch if observer is not None else None)
 
     @classmethod

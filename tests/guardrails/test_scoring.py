@@ -53,7 +53,7 @@ async def settle() -> None:
 
 async def test_a_single_text_is_served_before_the_rest_of_a_queued_big_batch():
     worker = Worker()
-    scheduler = FairScheduler(worker, window_s=0, max_batch=4)
+    scheduler = FairScheduler(worker, window_s=0, max_batch=8)
     first = await worker.busy(scheduler)
     big = asyncio.create_task(scheduler.submit([f"moderation text {i}" for i in range(16)]))
     await settle()
@@ -61,15 +61,28 @@ async def test_a_single_text_is_served_before_the_rest_of_a_queued_big_batch():
     await settle()
     worker.release.set()
     rows = await asyncio.gather(first, big, single)
-    # the batch after the busy one interleaves the single check with the big batch; the big batch is split
-    assert worker.batches[1] == ["moderation text 0", "hello there", "moderation text 1", "moderation text 2"]
-    assert [len(batch) for batch in worker.batches] == [1, 4, 4, 4, 4, 1]
+    # the next batch holds the single check and one text of the big job, which goes on one text per pass
+    assert worker.batches[1] == ["moderation text 0", "hello there"]
+    assert worker.batches[2:] == [[f"moderation text {i}"] for i in range(1, 16)]
     assert rows[2] == [{"head": 0.11}] and len(rows[1]) == 16
+
+
+async def test_a_bigger_share_per_job_splits_big_jobs_into_interleaved_chunks():
+    worker = Worker()
+    scheduler = FairScheduler(worker, window_s=0, max_batch=4, per_job=2)
+    first = await worker.busy(scheduler)
+    big = asyncio.create_task(scheduler.submit([f"m{i}" for i in range(7)]))
+    await settle()
+    single = asyncio.create_task(scheduler.submit(["hello there"]))
+    await settle()
+    worker.release.set()
+    await asyncio.gather(first, big, single)
+    assert worker.batches[1:] == [["m0", "hello there", "m1"], ["m2", "m3"], ["m4", "m5"], ["m6"]]
 
 
 async def test_round_robin_takes_one_text_per_job_in_turn():
     worker = Worker()
-    scheduler = FairScheduler(worker, window_s=0, max_batch=3)
+    scheduler = FairScheduler(worker, window_s=0, max_batch=3, per_job=3)
     first = await worker.busy(scheduler)
     jobs = [asyncio.create_task(scheduler.submit([f"{name}{i}" for i in range(3)])) for name in "abcd"]
     await settle()
@@ -180,9 +193,10 @@ async def test_the_scorer_chooses_thresholds_and_caches_scores(tmp_path, fakes):
     first = await scorer.score(["a vilehate text", "calm"], [hate, strict])
     assert [(r.head, r.threshold, r.flagged) for r in first] == [("hate", 0.5, [True, False]),
                                                                  ("violence", 0.01, [True, True])]
+    passes = len(holder["bank"].calls)
     again = await scorer.score(["calm", "a vilehate text"], [hate])
     assert again[0].scores == first[0].scores[::-1]
-    assert len(holder["bank"].calls) == 1  # the second call was answered from the cache
+    assert len(holder["bank"].calls) == passes  # the second call was answered from the cache
     assert [h.key for h in scorer.heads_for("default")] == [hate.key, strict.key]
     await scorer.aclose()
 
@@ -231,7 +245,7 @@ async def test_real_scores_do_not_depend_on_the_batch_or_the_cache(tmp_path, tin
 
     alone, heads = scorer(cache_size=0, max_batch=1)
     singly = [await alone.score([text], heads) for text in texts]
-    mixed, heads = scorer(max_batch=3)
+    mixed, heads = scorer(max_batch=3, per_request=3)
     together = await mixed.score(texts, heads)  # split over two batches of mixed lengths
     cached = await mixed.score(texts[::-1], heads)
     for h, head in enumerate(("hate", "violence")):
