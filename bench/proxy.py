@@ -3,7 +3,7 @@
     flock /tmp/shieldkit-cpu.lock .venv/bin/python bench/proxy.py [--requests 300] [--clients 32] [--duration 60]
 
 Everything runs as separate processes on loopback, as in production: the stub upstream
-(``python -m shieldkit.guardrails.stub``), the proxy (``shieldkit serve --upstream ...``, audit log on) and this
+(``python -m shieldkit.guardrails.upstream.stub``), the proxy (``shieldkit serve --upstream ...``, audit log on) and this
 load generator. Baselines run side by side in the same run: the stub called directly, the proxy with no checks,
 with the default policy's rules and PII checks only, and with the whole default policy (its seven classifiers run
 on the embedded Gemma inside the proxy). Classifier micro-batching is measured in-process with the real default
@@ -82,7 +82,7 @@ class Process:
 
 def start_stub(token_delay: float = 0.0) -> tuple[Process, str]:
     port = free_port()
-    process = Process([PYTHON, "-m", "shieldkit.guardrails.stub", "--port", str(port), "--token-delay", str(token_delay)],
+    process = Process([PYTHON, "-m", "shieldkit.guardrails.upstream.stub", "--port", str(port), "--token-delay", str(token_delay)],
                       f"http://127.0.0.1:{port}/v1/models")
     return process, f"http://127.0.0.1:{port}/v1"
 
@@ -179,10 +179,10 @@ async def load_run(base: str, clients: int, duration: float) -> dict:
 
 def counting_loader(holder: dict):
     """The real ``shieldkit.classifiers.load_bank``, with the bank's calls counted."""
-    from shieldkit.guardrails.classifier_api import classifier_api
+    from shieldkit.classifiers import load_bank
 
     def load(refs, runtime):
-        bank = classifier_api().load_bank(refs, runtime)
+        bank = load_bank(refs, runtime)
         score = bank.score
         holder["calls"] = 0
 
@@ -199,7 +199,7 @@ def counting_loader(holder: dict):
 def batching_run(concurrency: int, requests: int, max_texts: int, runtime, tmp_path: Path) -> dict:
     """/v1/check with the seven default classifiers per text, `concurrency` clients at once, in-process proxy."""
     from shieldkit.guardrails import ProxySettings, create_app
-    from shieldkit.guardrails.stub import ServerThread
+    from shieldkit.guardrails.upstream.stub import ServerThread
 
     names = ["hate", "harassment", "sexual", "violence", "self_harm", "dangerous", "prompt_injection"]
     policy = tmp_path / "classifiers.yaml"
@@ -235,7 +235,7 @@ def batching_run(concurrency: int, requests: int, max_texts: int, runtime, tmp_p
 
 def pii_quality(data_dir: Path) -> dict | None:
     """Recall and precision of the PII recognizers on Presidio's synthetic sentences (overlapping spans count)."""
-    from shieldkit.guardrails.pii import find_pii
+    from shieldkit.guardrails.checks.pii_recognisers import find_pii
 
     path = data_dir / "presidio-pii" / "synth_dataset_v2.json"
     if not path.exists():

@@ -24,6 +24,7 @@ _EXPORTS = {
     "load_bank": "shieldkit.classifiers.registry",
     "default_policy": "shieldkit.classifiers.registry",
     "load_safety_model": "shieldkit.classifiers.registry",
+    "resolve": "shieldkit.classifiers.registry",
     "train_classifier": "shieldkit.classifiers.training",
     "TrainingConfig": "shieldkit.classifiers.config",
     "load_examples": "shieldkit.classifiers.data",
@@ -59,7 +60,7 @@ if TYPE_CHECKING:
     from shieldkit.classifiers.config import TrainingConfig
     from shieldkit.classifiers.data import Example, LabeledData, from_pairs, load_examples
     from shieldkit.classifiers.evaluation import binary_metrics
-    from shieldkit.classifiers.registry import default_policy, load_bank, load_classifier, load_safety_model
+    from shieldkit.classifiers.registry import default_policy, load_bank, load_classifier, load_safety_model, resolve
     from shieldkit.classifiers.safety import HeadClassifier, SafetyModel
     from shieldkit.classifiers.training import train_classifier
 

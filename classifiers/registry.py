@@ -47,8 +47,10 @@ def default_policy(name: str, root: Path = POLICY_ROOT) -> PolicySpec:
                       classifier=folder / "classifier")
 
 
-def resolve(ref: str | os.PathLike) -> Path:
-    """A default policy's name or a saved classifier folder -> the folder to load."""
+def resolve(ref: str | os.PathLike, base_dir: str | os.PathLike | None = None) -> Path:
+    """A default policy's name or a saved classifier folder -> the folder to load. This is the one resolver of
+    classifier references: a bare default-policy name wins; anything else is a folder, relative to ``base_dir``
+    (e.g. the folder of the guardrail policy file that names it) when given, else to the working directory."""
     if isinstance(ref, str) and ref in DEFAULT_POLICIES:
         folder = default_policy(ref).classifier
         if not (folder / "classifier.json").is_file():
@@ -57,8 +59,12 @@ def resolve(ref: str | os.PathLike) -> Path:
     if not isinstance(ref, (str, os.PathLike)):
         raise ConfigError(f"a classifier reference must be a policy name or a folder, got {type(ref).__name__}")
     path = Path(ref).expanduser()
+    if base_dir is not None:
+        path = Path(base_dir) / path
     if path.is_dir():
         return path
+    if isinstance(ref, os.PathLike) or "/" in ref or ref.startswith((".", "~")):
+        raise ConfigError(f"classifier folder {path} does not exist")
     raise ConfigError(
         f"unknown classifier {str(ref)!r}: not a default policy ({', '.join(DEFAULT_POLICIES)}) and not a saved "
         f"classifier folder"

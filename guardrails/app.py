@@ -12,13 +12,14 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from shieldkit import __version__
-from shieldkit.guardrails.api_errors import ApiError, InvalidRequest
-from shieldkit.guardrails.classifier_api import BankLoader
-from shieldkit.guardrails.middleware import RequestContext
-from shieldkit.guardrails.openapi import install_openapi
+from shieldkit.guardrails.api.errors import ApiError, InvalidRequest, QueueFull
+from shieldkit.guardrails.api.middleware import RequestContext
+from shieldkit.guardrails.api.openapi import install_openapi
+from shieldkit.guardrails.api.routers import ROUTERS
+from shieldkit.guardrails.api.schemas import REQUEST_MODELS
+from shieldkit.guardrails.checks.base import Overloaded
 from shieldkit.guardrails.policy import load_policy_file
-from shieldkit.guardrails.routers import ROUTERS
-from shieldkit.guardrails.schemas import REQUEST_MODELS
+from shieldkit.guardrails.scoring import BankLoader
 from shieldkit.guardrails.services import Services
 from shieldkit.guardrails.settings import ProxySettings
 
@@ -32,7 +33,7 @@ STATUS_CODES = {404: "not_found", 405: "method_not_allowed", 413: "request_too_l
 def create_app(settings: ProxySettings | None = None, *, runtime: GemmaRuntime | None = None,
                bank_loader: BankLoader | None = None, upstream: Upstream | None = None) -> FastAPI:
     """The proxy app. ``runtime`` reuses a loaded Gemma, ``bank_loader`` replaces
-    ``shieldkit.classifiers.load_bank`` and ``upstream`` replaces the configured upstream (tests, embedding)."""
+    the classifiers package's ``load_bank`` and ``upstream`` replaces the configured upstream (tests, embedding)."""
     settings = settings or ProxySettings.create()
     services = Services(settings, load_policy_file(settings.policy), runtime=runtime, bank_loader=bank_loader,
                         upstream=upstream)
@@ -83,6 +84,9 @@ def install_error_handlers(app: FastAPI) -> None:
                          headers=dict(exc.headers or {}))
         return _error_response(request, error)
 
+    async def overloaded(request: Request, exc: Overloaded) -> JSONResponse:
+        return _error_response(request, QueueFull(str(exc), headers={"Retry-After": str(exc.retry_after)}))
+
     async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
         param = ".".join(str(p) for p in first["loc"][1:]) or None
@@ -90,4 +94,5 @@ def install_error_handlers(app: FastAPI) -> None:
 
     app.add_exception_handler(ApiError, api_error)
     app.add_exception_handler(HTTPException, http_error)
+    app.add_exception_handler(Overloaded, overloaded)
     app.add_exception_handler(RequestValidationError, validation_error)

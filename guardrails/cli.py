@@ -100,14 +100,14 @@ def run_serve(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise ConfigError(f"cannot listen on {args.host}:{args.port}: {exc.strerror}") from None
     server = uvicorn.Server(uvicorn.Config(app, log_level=args.log_level, timeout_graceful_shutdown=5))
-    services.on_fatal = lambda _message: setattr(server, "should_exit", True)
+    services.startup.on_fatal = lambda _message: setattr(server, "should_exit", True)
     policy = settings.policy or "the default policy"
-    upstream = settings.upstream or f"the embedded {services.model_id}"
+    upstream = settings.upstream or f"the embedded {services.startup.model_id}"
     print(f"shieldkit guardrail proxy on http://{args.host}:{args.port}/v1 (policy: {policy}; upstream: {upstream}); "
           f"/readyz turns 200 once the models are loaded", file=sys.stderr)
     server.run(sockets=[sock])
-    if services.state == "failed":
-        raise ConfigError(f"the proxy stopped: {services.error}")
+    if services.startup.state == "failed":
+        raise ConfigError(f"the proxy stopped: {services.startup.error}")
     return 0
 
 
@@ -115,8 +115,8 @@ def _serve_workers(args: argparse.Namespace, settings) -> int:
     """Several processes: uvicorn's own workers, each building the app from SHIELDKIT_PROXY_* settings."""
     import uvicorn
 
+    from shieldkit.guardrails.ops.ratelimit import RateLimits
     from shieldkit.guardrails.policy import load_policy_file
-    from shieldkit.guardrails.ratelimit import RateLimits
 
     loaded = load_policy_file(settings.policy)  # refuse a bad policy before forking
     RateLimits(settings, loaded.file.keys)  # ... and a rate-limit storage the workers cannot share or cannot use
@@ -148,7 +148,7 @@ def parse_when(text: str | None, option: str) -> float | None:
 
 
 def run_audit(args: argparse.Namespace) -> int:
-    from shieldkit.guardrails.audit import query
+    from shieldkit.guardrails.ops.audit import query
     from shieldkit.guardrails.settings import default_audit_path
 
     if args.limit < 1:
@@ -182,8 +182,7 @@ def run_audit(args: argparse.Namespace) -> int:
 
 
 def run_key_new(args: argparse.Namespace) -> int:
-    from shieldkit.guardrails.policy.schema import KeyConfig
-    from shieldkit.guardrails.services import hash_key
+    from shieldkit.guardrails.policy.schema import KeyConfig, hash_key
 
     key = "sk-shield-" + secrets.token_urlsafe(32)
     try:
@@ -200,7 +199,7 @@ def run_key_new(args: argparse.Namespace) -> int:
 
 
 def run_key_hash(args: argparse.Namespace) -> int:
-    from shieldkit.guardrails.services import hash_key
+    from shieldkit.guardrails.policy.schema import hash_key
 
     key = sys.stdin.readline().strip()
     if not key:

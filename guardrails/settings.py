@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shieldkit.guardrails.policy.schema import parse_rate
@@ -41,7 +41,15 @@ class ProxySettings(BaseSettings):
     default_temperature: float = Field(0.7, ge=0, le=2)  # embedded Gemma: when the request gives none
     generation_workers: int = Field(4, ge=1)  # embedded Gemma: generations at once (they interleave per token)
     batch_window_ms: float = Field(3.0, ge=0, le=1000)  # classifier micro-batching: how long to collect texts
-    batch_max_texts: int = Field(32, ge=1)  # classifier micro-batching: most unique texts per bank call
+    batch_max_texts: int = Field(8, ge=1)  # most distinct texts per classifier pass (batches fill under many requests)
+    # Most texts one request puts into a batch while others wait (round-robin): 1 is the fairest (a single check
+    # waits for one text of a big request, not a batch of them); more lets a big request alone finish in fewer passes.
+    batch_texts_per_request: int = Field(1, ge=1)
+    # Admission control: texts waiting for the classifiers before new requests get 429 with Retry-After ...
+    classifier_queue_texts: int = Field(128, ge=1)
+    # ... or seconds of work waiting (texts waiting times the measured time per text). None: a third of check_timeout
+    classifier_queue_wait: float | None = Field(None, gt=0)
+    classifier_cache_size: int = Field(4096, ge=0)  # texts whose classifier scores are kept (LRU); 0 turns the cache off
     check_timeout: float = Field(30.0, gt=0)  # seconds before a check counts as failed (its on_error applies)
     audit: bool = True  # write the audit log
     audit_path: Path | None = None  # None: $XDG_STATE_HOME/shieldkit/audit.sqlite3
@@ -80,6 +88,17 @@ class ProxySettings(BaseSettings):
         if parse_rate(value) is None:
             raise ValueError(f"must look like '10/minute' (per second, minute, hour or day) or 'off', got {value!r}")
         return value.strip()
+
+    @model_validator(mode="after")
+    def _queue_wait_below_timeout(self) -> ProxySettings:
+        if self.classifier_queue_wait is not None and self.classifier_queue_wait >= self.check_timeout:
+            raise ValueError(f"classifier_queue_wait ({self.classifier_queue_wait:g} s) must be below check_timeout "
+                             f"({self.check_timeout:g} s), or queued checks time out instead of getting 429")
+        return self
+
+    @property
+    def resolved_queue_wait(self) -> float:
+        return self.classifier_queue_wait if self.classifier_queue_wait is not None else self.check_timeout / 3
 
     @property
     def resolved_audit_path(self) -> Path:

@@ -15,21 +15,30 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal, Protocol
 
-from shieldkit.guardrails.fields import require, validate_fields
+from shieldkit.guardrails.policy.fields import require, validate_fields
 
 if TYPE_CHECKING:
-    from shieldkit.guardrails.batcher import MicroBatcher
+    from shieldkit.guardrails.scoring import Scorer
 
 Action = Literal["block", "redact", "flag"]
 OnError = Literal["block", "allow"]
 Role = Literal["system", "developer", "user", "assistant"]
-# What a kind's scanner is given: the normalised views, the texts as sent, or both (see guardrails/reading.py).
+# What a kind's scanner is given: the normalised views, the texts as sent, or both (see guardrails/pipeline/reading.py).
 Reads = Literal["normalised", "original", "both"]
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_\-]{0,63}$")
 
 
 class CheckUnavailable(RuntimeError):
     """The check cannot run at all (known at start-up, so reported quietly per request)."""
+
+
+class Overloaded(Exception):
+    """The check cannot be admitted now (its queue is full): the whole request is refused with 429 and
+    ``Retry-After``, whatever the check's ``on_error`` (the engine lets it through, the app answers it)."""
+
+    def __init__(self, message: str, *, retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 @dataclass(frozen=True)
@@ -75,10 +84,12 @@ class CheckConfig:
 
 @dataclass(frozen=True)
 class BuildContext:
-    """What scanners may need when they are built: the policy file's folder and the shared classifier scorer."""
+    """What scanners may need when they are built: the policy file's folder, the shared classifier scorer and the
+    direction the check runs in."""
 
     base_dir: Path
-    scorer: MicroBatcher | None = None
+    scorer: Scorer | None = None
+    direction: Literal["input", "output"] = "input"
 
 
 @dataclass(frozen=True)

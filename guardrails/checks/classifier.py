@@ -1,7 +1,7 @@
-"""``kind: classifier``: a few-shot safety classifier (a default policy such as ``hate``, or a trained folder).
+"""``kind: classifier``: a safety classifier (a default one such as ``hate``, or a trained classifier folder).
 
-All classifier checks share one :class:`~shieldkit.guardrails.batcher.MicroBatcher`, so the checks of one request
-(and of concurrent requests) are scored together in one call to the classifier bank.
+All classifier checks ask one shared scorer (``guardrails/scoring``), which resolves the reference, chooses the
+threshold and batches the checks of one request (and of concurrent requests) into shared classifier passes.
 """
 
 from __future__ import annotations
@@ -11,17 +11,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from shieldkit.guardrails.checks.base import BuildContext, CheckConfig, CheckKind, ScanResult
-from shieldkit.guardrails.fields import require
+from shieldkit.guardrails.policy.fields import require
 
 
 @dataclass(frozen=True, kw_only=True)
 class ClassifierConfig(CheckConfig):
-    classifier: str  # a default policy name (hate, violence, ...) or a saved classifier folder (relative to the policy)
+    classifier: str  # a default classifier's name (hate, violence, ...) or a saved classifier folder (relative to this file)
     threshold: float | None = None  # flag at score >= threshold; default: the classifier's calibrated threshold
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        require(bool(self.classifier.strip()), "classifier", "must name a default policy or a classifier folder")
+        require(bool(self.classifier.strip()), "classifier", "must name a default classifier or a classifier folder")
         require(self.threshold is None or 0.0 <= self.threshold <= 1.0, "threshold",
                 f"must be between 0 and 1, got {self.threshold!r}")
 
@@ -49,21 +49,13 @@ class ClassifierScanner:
     def __init__(self, config: ClassifierConfig, context: BuildContext) -> None:
         if context.scorer is None:
             raise ValueError("classifier checks need the shared classifier scorer")
-        self.ref = resolve_ref(config.classifier, context)
         self.scorer = context.scorer
-        self.threshold = config.threshold
+        self.head = context.scorer.head(config.classifier, config.threshold)
+        self.admitted = context.direction == "output"  # the request was let in when its input was checked
 
     async def scan(self, texts: Sequence[str]) -> list[ScanResult]:
-        scores, calibrated = await self.scorer.score([natural(text) for text in texts], self.ref)
-        cut = calibrated if self.threshold is None else self.threshold
-        return [ScanResult(score=s, fired=s >= cut, threshold=cut) for s in scores]
-
-
-def resolve_ref(ref: str, context: BuildContext) -> str:
-    """A path-like ref is made absolute relative to the policy file; a bare name stays a name."""
-    if "/" in ref or ref.startswith(".") or ref.startswith("~"):
-        return str((context.base_dir / ref).expanduser().resolve())
-    return ref
+        [result] = await self.scorer.score([natural(text) for text in texts], [self.head], admitted=self.admitted)
+        return [ScanResult(score=s, fired=f, threshold=result.threshold) for s, f in zip(result.scores, result.flagged)]
 
 
 def build(config: ClassifierConfig, context: BuildContext) -> ClassifierScanner:

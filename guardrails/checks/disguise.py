@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from typing import Literal
 
 from shieldkit.guardrails.checks.base import BuildContext, CheckConfig, CheckKind, Finding, ScanResult
-from shieldkit.guardrails.fields import require
-from shieldkit.guardrails.normalise import lookalike_words, script
+from shieldkit.guardrails.pipeline.normalise import lookalike_words, script
+from shieldkit.guardrails.policy.fields import require
 
 Signal = Literal["tag_characters", "bidi_controls", "invisible_in_words", "mixed_script"]
 SIGNALS: tuple[Signal, ...] = ("tag_characters", "bidi_controls", "invisible_in_words", "mixed_script")

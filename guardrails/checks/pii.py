@@ -7,8 +7,8 @@ from dataclasses import dataclass
 
 from shieldkit.guardrails.checks.base import BuildContext, CheckConfig, CheckKind, ScanResult
 from shieldkit.guardrails.checks.holds import Hold
-from shieldkit.guardrails.pii import ENTITIES, find_pii, pii_hold
-from shieldkit.guardrails.fields import FieldError
+from shieldkit.guardrails.checks.pii_recognisers import ENTITIES, find_pii, pii_hold
+from shieldkit.guardrails.policy.fields import FieldError
 
 
 @dataclass(frozen=True, kw_only=True)

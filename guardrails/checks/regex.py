@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from shieldkit.guardrails.checks.base import BuildContext, CheckConfig, CheckKind, Finding, ScanResult
 from shieldkit.guardrails.checks.holds import GrowingPattern, Hold
-from shieldkit.guardrails.fields import FieldError, require
+from shieldkit.guardrails.policy.fields import FieldError, require
 
 
 @dataclass(frozen=True, kw_only=True)

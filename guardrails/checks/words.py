@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from shieldkit.errors import ConfigError
 from shieldkit.guardrails.checks.base import BuildContext, CheckConfig, CheckKind
 from shieldkit.guardrails.checks.regex import PatternScanner, placeholder_label
-from shieldkit.guardrails.fields import FieldError, require
-from shieldkit.guardrails.normalise import normalise
+from shieldkit.guardrails.pipeline.normalise import normalise
+from shieldkit.guardrails.policy.fields import FieldError, require
 
 
 @dataclass(frozen=True, kw_only=True)

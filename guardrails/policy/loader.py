@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -11,8 +11,8 @@ from typing import Any
 from shieldkit.errors import ConfigError
 from shieldkit.guardrails.checks import BuildContext, CheckConfig, CheckRegistry, builtin_registry
 from shieldkit.guardrails.checks.holds import Holding
-from shieldkit.guardrails.engine import Check, Guard, Observer
-from shieldkit.guardrails.fields import FieldError, from_dict
+from shieldkit.guardrails.pipeline.engine import Check, Guard, Observer
+from shieldkit.guardrails.policy.fields import FieldError, from_dict
 from shieldkit.guardrails.policy.schema import PolicyFile
 from shieldkit.guardrails.policy.yaml_lines import load_located
 
@@ -33,7 +33,7 @@ class LoadedPolicies:
 
 
 def default_policy_path() -> Path:
-    return Path(str(resources.files("shieldkit.guardrails.policies").joinpath(DEFAULT_POLICY_RESOURCE)))
+    return Path(str(resources.files("shieldkit.guardrails.policy").joinpath(DEFAULT_POLICY_RESOURCE)))
 
 
 def load_policy_file(path: str | Path | None = None, registry: CheckRegistry | None = None) -> LoadedPolicies:
@@ -89,7 +89,7 @@ def build_guards(loaded: LoadedPolicies, context: BuildContext, *, timeout_s: fl
             for config in getattr(policy, direction):
                 kind = loaded.registry.get(config.kind)
                 try:
-                    scanner = kind.build(config, context)
+                    scanner = kind.build(config, replace(context, direction=direction))
                 except ConfigError as exc:
                     raise ConfigError(f"{loaded.source}: policy '{name}', {direction} check '{config.name}': {exc}") from None
                 if config.action == "redact" and not isinstance(scanner, Holding):

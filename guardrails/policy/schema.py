@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import dataclass, field
 from typing import Literal
 
 from shieldkit.guardrails.checks.base import CheckConfig
-from shieldkit.guardrails.fields import FieldError, require, validate_fields
+from shieldkit.guardrails.policy.fields import FieldError, require, validate_fields
 
 Scope = Literal["chat", "moderations", "check"]
 RATE_UNITS = {"second": 1.0, "minute": 60.0, "hour": 3600.0, "day": 86400.0}
@@ -84,6 +85,11 @@ class KeyConfig:
     @property
     def rate(self) -> tuple[int, float] | None:
         return parse_rate(self.rate_limit) if self.rate_limit else None
+
+
+def hash_key(key: str) -> str:
+    """What a key entry's ``sha256`` holds for ``key``."""
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
 
 
 def parse_rate(text: str) -> tuple[int, float] | None:

@@ -12,7 +12,7 @@ from typing import Any
 import yaml
 
 from shieldkit.errors import ConfigError
-from shieldkit.guardrails.fields import Path, format_path
+from shieldkit.guardrails.policy.fields import Path, format_path
 
 
 class LocatedYaml:

@@ -1,8 +1,8 @@
 """Fixtures for the guardrail proxy: a real OpenAI-compatible stub upstream on loopback, proxies on loopback built
 from a policy text, and a fake classifier bank.
 
-The fake bank exists because the real classifiers (branch issue-3-classifiers) are not available on this branch; it
-implements the ``SafetyClassifier`` / ``ClassifierBank`` protocols of ``classifiers/base.py``.
+The fake bank implements the ``SafetyClassifier`` / ``ClassifierBank`` protocols of ``classifiers/base.py`` with
+trigger words, so proxy tests run on the tiny random Gemma (the committed classifiers need the embedded one).
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from shieldkit.guardrails import ProxySettings, create_app
-from shieldkit.guardrails.stub import ServerThread, create_stub_app
+from shieldkit.guardrails.upstream.stub import ServerThread, create_stub_app
 
 # A text containing the trigger scores 0.97 under that policy; anything else 0.02.
 TRIGGERS = {"hate": "vilehate", "harassment": "loser", "sexual": "explicitsex", "violence": "stabbing",
@@ -90,7 +90,7 @@ class Proxy:
 
     @property
     def bank(self):
-        return self.services.batcher._bank
+        return self.services.scorer.loaded.bank
 
 
 @pytest.fixture(scope="session")
@@ -169,7 +169,18 @@ def shared_rules_proxy(make_module_proxy):
     return make_module_proxy(RULES_POLICY)
 
 
+def fake_scorer(policies, holder: dict | None = None, **options):
+    """A loaded ClassifierScorer of ``policies`` (a LoadedPolicies) on a FakeBank (``holder["bank"]``)."""
+    from shieldkit.guardrails.scoring import ClassifierScorer, ScoringOptions
+
+    holder = {} if holder is None else holder
+    scorer = ClassifierScorer.for_policies(policies, ScoringOptions(**options), loader=fake_loader(holder))
+    scorer.load(runtime=None)
+    return scorer
+
+
 @pytest.fixture(scope="session")
 def fakes():
     """The fake classifier pieces, for tests that build banks themselves."""
-    return type("Fakes", (), {"FakeBank": FakeBank, "TRIGGERS": TRIGGERS, "loader": staticmethod(fake_loader)})
+    return type("Fakes", (), {"FakeBank": FakeBank, "TRIGGERS": TRIGGERS, "loader": staticmethod(fake_loader),
+                              "scorer": staticmethod(fake_scorer)})

@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from shieldkit.cli import main
-from shieldkit.guardrails.audit import AuditEvent, AuditLog, query
+from shieldkit.guardrails.ops.audit import AuditEvent, AuditLog, query
 
 SENTENCES = " ".join(f"Sentence number {i} is here." for i in range(60))  # ~5 s from stub-slow (20 ms a word)
 
@@ -121,7 +121,7 @@ def test_a_live_process_keeps_its_pending_answers_and_marks_them_when_it_closes(
 
 def test_a_process_that_dies_without_closing_is_swept_by_the_next_one(tmp_path):
     path = tmp_path / "audit.sqlite3"
-    script = ("import os, sys; from shieldkit.guardrails.audit import AuditEvent, AuditLog; log = AuditLog(sys.argv[1]); "
+    script = ("import os, sys; from shieldkit.guardrails.ops.audit import AuditEvent, AuditLog; log = AuditLog(sys.argv[1]); "
               "log.open(); log.record(AuditEvent(request_id='req_dead', key_id=None, policy='default', endpoint='chat', "
               "direction='input', decision='allow', blocked_by=None, latency_ms=1.0, checks=[], opens='t1')); "
               "log.flush(); os._exit(0)")

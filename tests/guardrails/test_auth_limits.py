@@ -12,8 +12,8 @@ from limits.aio.storage import MemoryStorage
 from shieldkit.cli import main
 from shieldkit.errors import ConfigError
 from shieldkit.guardrails import ProxySettings, create_app
+from shieldkit.guardrails.ops.ratelimit import require_shared_storage
 from shieldkit.guardrails.policy import parse_policy_text
-from shieldkit.guardrails.ratelimit import require_shared_storage
 
 OK = {"model": "stub", "messages": [{"role": "user", "content": "hi"}]}
 RIGHT, WRONG = {"Authorization": "Bearer sk-right"}, {"Authorization": "Bearer sk-wrong"}

@@ -9,7 +9,7 @@ import openai
 
 from shieldkit.cli import main
 from shieldkit.guardrails.policy import parse_policy_text
-from shieldkit.guardrails.services import hash_key
+from shieldkit.guardrails.policy.schema import hash_key
 
 
 def test_serve_refuses_a_bad_policy_with_its_line(tmp_path, capsys):
@@ -75,7 +75,7 @@ def test_the_serve_command_runs_the_proxy(stub, tmp_path):
         _, err = process.communicate(timeout=20)
     assert process.returncode in (0, -15), err  # uvicorn re-raises SIGTERM after its graceful shutdown
     assert "UNAVAILABLE classifier checks" in err  # loud about the classifiers it could not load
-    from shieldkit.guardrails.audit import query
+    from shieldkit.guardrails.ops.audit import query
 
     assert [e["direction"] for e in query(audit)] == ["output", "input"]  # flushed on shutdown
 

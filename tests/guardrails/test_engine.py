@@ -2,10 +2,9 @@ import asyncio
 
 import pytest
 
-from shieldkit.guardrails.batcher import MicroBatcher
 from shieldkit.guardrails.checks import BuildContext
+from shieldkit.guardrails.pipeline.vault import Vault
 from shieldkit.guardrails.policy import build_guards, parse_policy_text
-from shieldkit.guardrails.vault import Vault
 
 pytestmark = pytest.mark.anyio
 
@@ -25,11 +24,10 @@ policies:
 
 
 def guard_with_bank(tmp_path, fakes, policy=POLICY, window_ms=3.0):
-    loaded = parse_policy_text(policy)
-    batcher = MicroBatcher(window_ms=window_ms)
-    bank = fakes.FakeBank(["hate", "violence", "dangerous"])
-    batcher.attach(bank, {r: r for r in bank.classifiers}, {r: 0.5 for r in bank.classifiers}, {})
-    return build_guards(loaded, BuildContext(tmp_path, batcher))["default"]["input"], bank
+    loaded = parse_policy_text(policy, base_dir=tmp_path)
+    holder = {}
+    scorer = fakes.scorer(loaded, holder, window_ms=window_ms)
+    return build_guards(loaded, BuildContext(tmp_path, scorer))["default"]["input"], holder["bank"]
 
 
 async def test_first_blocking_check_in_policy_order_decides(tmp_path, fakes):

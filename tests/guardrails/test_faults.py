@@ -4,7 +4,7 @@ import httpx
 import openai
 import pytest
 
-from shieldkit.guardrails.stub import ServerThread, create_stub_app
+from shieldkit.guardrails.upstream.stub import ServerThread, create_stub_app
 
 POLICY = """
 policies:

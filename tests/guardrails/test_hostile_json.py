@@ -6,8 +6,8 @@ import json
 import httpx
 import pytest
 
-from shieldkit.guardrails.api_errors import InvalidRequest
-from shieldkit.guardrails.request_json import MAX_DEPTH, decode_json
+from shieldkit.guardrails.api.errors import InvalidRequest
+from shieldkit.guardrails.api.request_json import MAX_DEPTH, decode_json
 
 HEAD = '{"model": "stub", "messages": [{"role": "user", "content": "hi"}]'
 

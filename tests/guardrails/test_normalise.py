@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from shieldkit.guardrails.normalise import decode_base64_text, has_visible_text, lookalike_words, normalise
-from shieldkit.guardrails.pii import find_pii
-from shieldkit.guardrails.textmap import Mapped
+from shieldkit.guardrails.checks.pii_recognisers import find_pii
+from shieldkit.guardrails.pipeline.normalise import decode_base64_text, has_visible_text, lookalike_words, normalise
+from shieldkit.guardrails.pipeline.textmap import Mapped
 
 # Bounded and derandomised: the same examples on every run, a fraction of a second each.
 PROPERTY = settings(max_examples=150, derandomize=True, database=None, deadline=None)

@@ -50,7 +50,7 @@ def test_moderations_in_openai_shape(proxy):
     scores = bad.category_scores.model_dump(by_alias=True, exclude_none=True)
     assert scores["self-harm"] == pytest.approx(0.97) and set(scores) >= {"hate", "violence", "self-harm"}
     assert bad.categories.model_dump(by_alias=True, exclude_none=True)["violence"] is True
-    assert len(proxy.bank.calls) == 1  # three categories, two texts, one bank call
+    assert len(proxy.bank.calls) == 2  # three categories share each pass; one text of a request per pass
 
 
 def test_moderations_without_classifiers_is_a_clear_503(rules_proxy):

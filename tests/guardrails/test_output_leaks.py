@@ -10,7 +10,7 @@ import yaml
 
 from shieldkit.errors import ConfigError
 from shieldkit.guardrails.policy import default_policy_path, parse_policy_text
-from shieldkit.guardrails.stub import ServerThread, create_stub_app
+from shieldkit.guardrails.upstream.stub import ServerThread, create_stub_app
 
 SECRET = "AKIAIOSFODNN7EXAMPLE"
 EMAIL = "cfo.private@corp.example"

@@ -6,8 +6,8 @@ from pathlib import Path
 import pytest
 
 from shieldkit.guardrails.checks.base import Finding
-from shieldkit.guardrails.pii import find_pii, iban_valid, luhn_valid
-from shieldkit.guardrails.vault import Vault
+from shieldkit.guardrails.checks.pii_recognisers import find_pii, iban_valid, luhn_valid
+from shieldkit.guardrails.pipeline.vault import Vault
 
 DATA = Path(os.environ.get("SHIELDKIT_DATA", Path(__file__).resolve().parents[2] / ".." / "shared" / "data"))
 

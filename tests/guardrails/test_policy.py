@@ -4,11 +4,10 @@ import pytest
 
 from shieldkit.errors import ConfigError
 from shieldkit.guardrails import ProxySettings, create_app
-from shieldkit.guardrails.checks import CheckConfig, CheckKind, ScanResult, builtin_registry
-from shieldkit.guardrails.engine import Guard
+from shieldkit.guardrails.checks import BuildContext, CheckConfig, CheckKind, ScanResult, builtin_registry
+from shieldkit.guardrails.pipeline.engine import Guard
+from shieldkit.guardrails.pipeline.vault import Vault
 from shieldkit.guardrails.policy import build_guards, default_policy_path, load_policy_file, parse_policy_text
-from shieldkit.guardrails.checks import BuildContext
-from shieldkit.guardrails.vault import Vault
 
 
 def parse(text: str):
@@ -185,7 +184,7 @@ def test_an_unloadable_classifier_check_with_on_error_allow_starts_loudly(tmp_pa
     policy = tmp_path / "p.yaml"
     policy.write_text(_classifier_policy("allow"))
     app = create_app(ProxySettings.create(policy=policy, upstream="http://127.0.0.1:9/v1", audit=False))
-    assert "no_such_policy" in app.state.services.classifier_plan.unavailable
+    assert "no_such_policy" in app.state.services.scorer.unavailable
     assert any("UNAVAILABLE" in r.message and "default/input/c" in r.message for r in caplog.records)
 
 

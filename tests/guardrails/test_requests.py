@@ -169,7 +169,7 @@ def test_a_failed_background_load_is_reported_and_fatal(make_proxy, tiny_runtime
     policy = "policies:\n  default:\n    input:\n      - {name: hate, kind: classifier, classifier: hate}\n"
     proxy = make_proxy(policy, wait=False, bank_loader=broken_loader, runtime=tiny_runtime)
     deadline = time.monotonic() + 10
-    while proxy.services.state == "loading" and time.monotonic() < deadline:
+    while proxy.services.startup.state == "loading" and time.monotonic() < deadline:
         time.sleep(0.01)
     ready = httpx.get(proxy.url + "/readyz")
     assert ready.status_code == 503 and "adapter file is corrupt" in ready.json()["error"]

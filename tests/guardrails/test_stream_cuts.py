@@ -15,18 +15,18 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
 
-from shieldkit.guardrails.batcher import MicroBatcher
 from shieldkit.guardrails.checks import BuildContext
-from shieldkit.guardrails.engine import Guard
+from shieldkit.guardrails.pipeline.engine import Guard
+from shieldkit.guardrails.pipeline.streaming import HOLD_LIMIT, StreamJob, guarded_sse
+from shieldkit.guardrails.pipeline.vault import Vault
+from shieldkit.guardrails.pipeline.windows import WindowCutter, redact_holders
 from shieldkit.guardrails.policy import StreamConfig, build_guards, load_policy_file
-from shieldkit.guardrails.streaming import HOLD_LIMIT, StreamJob, guarded_sse
+from shieldkit.guardrails.scoring import ClassifierScorer
 from shieldkit.guardrails.upstream import UpstreamStream
-from shieldkit.guardrails.vault import Vault
-from shieldkit.guardrails.windows import WindowCutter, redact_holders
 
 LOADED = load_policy_file()  # the packaged default policy: its secrets and PII patterns are what ships
 POLICY = LOADED.file.policies["default"]
-OUTPUT = build_guards(LOADED, BuildContext(LOADED.base_dir, MicroBatcher(3)))["default"]["output"]
+OUTPUT = build_guards(LOADED, BuildContext(LOADED.base_dir, ClassifierScorer.for_policies(LOADED)))["default"]["output"]
 REDACT = Guard("output", [check for check in OUTPUT.checks if check.config.action == "redact"])
 # Bounded and derandomised (the same examples every run, about 3 s in all); no shrinking, so a failure reports its
 # example at once instead of searching minutes for a smaller one.

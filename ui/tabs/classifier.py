@@ -23,17 +23,11 @@ from shieldkit.ui.options import SaliencyOptions
 def choose(runtime, key: str = "clf"):
     """Widgets to pick a classifier; returns (name, classifier) or None. Also used by the Compare and Data tabs."""
     provided = classifier_source.provided(st.session_state)
-    reason = classifier_source.unavailable_reason()
-    defaults, note = classifier_source.default_policies_for(runtime) if reason is None else ((), None)
+    defaults, note = classifier_source.default_policies_for(runtime)
     sources = (["Provided to this session"] if provided else []) + (["Default policy"] if defaults else [])
-    sources += [] if reason else ["Classifier folder"]
-    if reason:
-        st.warning(f"{reason}. Default policies and saved classifier folders need the classifiers part "
-                   "(`shieldkit.classifiers`).")
+    sources += ["Classifier folder"]
     if note:
         st.info(note)
-    if not sources:
-        return None
     source = st.radio("Classifier", sources, horizontal=True, key=f"{key}_source", persist_state="page")
     if source == "Provided to this session":
         name = st.selectbox("Name", list(provided), key=f"{key}_provided", persist_state="page")

@@ -1,0 +1,203 @@
+"""Fair micro-batching of scoring jobs, with admission control.
+
+A job is one ``submit(texts)`` call (a classifier check of one request, or one ``/v1/moderations`` call). Jobs wait
+in a ring; each batch takes texts round-robin, one text per job in turn, at most ``per_job`` texts from one job and
+``max_batch`` distinct texts in all (a text that several jobs wait for is scored once, for all of them). So a big
+job is split over several batches instead of holding the worker for all of its texts, and a single-text check
+queued behind a 16-text moderation call is in the very next batch, which is small: with ``per_job=1`` a check
+waits for at most one text of another job's in the batch being scored, and one more in its own. Under many jobs,
+batches fill up to ``max_batch``. Batches run one at a time (``run_batch`` hands them to a worker thread).
+
+The queue is bounded: a new job is refused with :class:`Overloaded` (the proxy answers 429 with ``Retry-After``)
+when the texts waiting would pass ``max_queued``, or when the estimated wait (texts waiting times the measured time
+per text) would pass ``max_wait`` seconds, so load turns into quick 429s instead of check timeouts. A job alone in
+an empty queue is always admitted, however big, and texts another job already waits for cost no room (the seven
+classifier checks of one request ask for the same texts). ``admitted`` jobs (output checks of requests that were
+let in) may use twice the bound, so an answer already generated is rarely lost to a full queue.
+
+Built on asyncio primitives only (a future per job, a drainer task started on demand, ``collections.deque``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from shieldkit.guardrails.checks.base import CheckUnavailable, Overloaded
+
+log = logging.getLogger("shieldkit.guardrails")
+Row = Mapping[str, float]  # one text's score under every head
+RunBatch = Callable[[list[str]], Awaitable[list[Row]]]
+
+
+@dataclass(eq=False)
+class _Job:
+    texts: list[str]  # distinct
+    future: asyncio.Future = field(repr=False)
+    turns: deque[str] = field(init=False)  # the job's texts in the order its turns take them
+    taken: set[str] = field(default_factory=set)  # texts in a batch already (taken on this job's turn or another's)
+    rows: dict[str, Row] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.turns = deque(self.texts)
+
+    @property
+    def waiting(self) -> bool:
+        return len(self.taken) < len(self.texts)
+
+    def next_text(self) -> str | None:
+        while self.turns:
+            text = self.turns.popleft()
+            if text not in self.taken:
+                return text
+        return None
+
+
+@dataclass
+class SchedulerStats:
+    batches: int = 0
+    texts: int = 0  # distinct texts scored
+    refused: int = 0  # jobs refused as overloaded
+
+
+class FairScheduler:
+    def __init__(self, run_batch: RunBatch, *, window_s: float = 0.003, max_batch: int = 8, per_job: int = 1,
+                 max_queued: int = 128, max_wait_s: float = 10.0, on_batch: Callable[[int], None] | None = None) -> None:
+        if min(max_batch, per_job, max_queued) < 1:
+            raise ValueError("max_batch, per_job and max_queued must be at least 1")
+        self.run_batch = run_batch
+        self.window_s = window_s
+        self.max_batch = max_batch
+        self.per_job = per_job
+        self.max_queued = max_queued
+        self.max_wait_s = max_wait_s
+        self.on_batch = on_batch
+        self.stats = SchedulerStats()
+        self.seconds_per_text = 0.0  # moving average of measured batch time per text; 0 until measured
+        self._ring: deque[_Job] = deque()  # jobs with texts not yet in a batch, in round-robin order
+        self._wanted: dict[str, list[_Job]] = {}  # text not yet in a batch -> the jobs waiting for it
+        self._drainer: asyncio.Task | None = None
+        self._closed = False
+
+    @property
+    def queued(self) -> int:
+        """Distinct texts waiting to be taken into a batch."""
+        return len(self._wanted)
+
+    async def submit(self, texts: Sequence[str], *, admitted: bool = False) -> list[Row]:
+        """One row per text (in order), once every text has been scored; raises :class:`Overloaded` at once when
+        the job is not admitted. A text that another job is waiting for already costs no room."""
+        if self._closed:
+            raise CheckUnavailable("the classifier scorer is shut down")
+        distinct = list(dict.fromkeys(texts))
+        if not distinct:
+            return []
+        self._admit(sum(text not in self._wanted for text in distinct), admitted)
+        loop = asyncio.get_running_loop()
+        job = _Job(distinct, loop.create_future())
+        job.future.add_done_callback(lambda future: self._forget(job) if future.cancelled() else None)
+        for text in distinct:
+            self._wanted.setdefault(text, []).append(job)
+        self._ring.append(job)
+        if self._drainer is None:
+            self._drainer = loop.create_task(self._drain())
+        rows = await job.future
+        return [rows[text] for text in texts]
+
+    def _admit(self, new: int, admitted: bool) -> None:
+        queued = len(self._wanted)
+        if queued == 0 or new == 0:
+            return
+        scale = 2 if admitted else 1
+        if queued + new <= self.max_queued * scale and (queued + new) * self.seconds_per_text <= self.max_wait_s * scale:
+            return
+        self.stats.refused += 1
+        drain = max(queued * self.seconds_per_text, 1.0)
+        raise Overloaded(f"the classifier queue is full ({queued} texts waiting, about {drain:.0f} s of work); "
+                         "retry later", retry_after=math.ceil(drain))
+
+    def take_batch(self) -> dict[str, list[_Job]]:
+        """The next batch, {text: the jobs waiting for it}: one text per job in turn, round-robin over the ring."""
+        batch: dict[str, list[_Job]] = {}
+        turns: dict[_Job, int] = {}
+        next_round: list[_Job] = []  # jobs that took their share of this batch
+        while self._ring and len(batch) < self.max_batch:
+            job = self._ring.popleft()
+            text = job.next_text()
+            if text is None:
+                continue
+            batch[text] = self._wanted.pop(text)
+            for rider in batch[text]:
+                rider.taken.add(text)
+            turns[job] = turns.get(job, 0) + 1
+            if job.waiting:
+                (next_round if turns[job] >= self.per_job else self._ring).append(job)
+        self._ring.extend(next_round)
+        return batch
+
+    def _forget(self, job: _Job) -> None:
+        """Take a job that will get no results (cancelled by its caller, failed) out of the queue."""
+        if job in self._ring:
+            self._ring.remove(job)
+        for text in job.texts:
+            waiting = self._wanted.get(text)
+            if waiting is not None and job in waiting:
+                waiting.remove(job)
+                if not waiting:
+                    del self._wanted[text]
+
+    async def _drain(self) -> None:
+        try:
+            await asyncio.sleep(self.window_s)
+            while self._ring:
+                batch = self.take_batch()
+                if batch:
+                    await self._run(batch)
+        finally:
+            self._drainer = None
+
+    async def _run(self, batch: dict[str, list[_Job]]) -> None:
+        texts = list(batch)
+        jobs = {job for waiting in batch.values() for job in waiting}
+        started = time.perf_counter()
+        try:
+            rows = await self.run_batch(texts)
+            if len(rows) != len(texts):
+                raise RuntimeError(f"scored {len(rows)} texts of a batch of {len(texts)}")
+        except asyncio.CancelledError:  # shutdown
+            self._fail(jobs, CheckUnavailable("the classifier scorer is shut down"))
+            raise
+        except Exception as exc:  # every job in the batch fails; its check applies on_error (block by default)
+            log.exception("classifier scoring failed on a batch of %d texts", len(texts))
+            self._fail(jobs, RuntimeError(f"classifier scoring failed: {exc}"))
+            return
+        per_text = (time.perf_counter() - started) / len(texts)
+        self.seconds_per_text = per_text if not self.stats.batches else 0.8 * self.seconds_per_text + 0.2 * per_text
+        self.stats.batches += 1
+        self.stats.texts += len(texts)
+        if self.on_batch is not None:
+            self.on_batch(len(texts))
+        for text, row in zip(texts, rows):
+            for job in batch[text]:
+                job.rows[text] = row
+                if not job.future.done() and len(job.rows) == len(job.texts):
+                    job.future.set_result(job.rows)
+
+    def _fail(self, jobs: set[_Job], error: Exception) -> None:
+        for job in jobs:
+            self._forget(job)
+            if not job.future.done():
+                job.future.set_exception(error)
+
+    async def aclose(self) -> None:
+        """Refuse new jobs and fail the waiting ones (shutdown)."""
+        self._closed = True
+        if self._drainer is not None:
+            self._drainer.cancel()
+            await asyncio.gather(self._drainer, return_exceptions=True)
+        self._fail(set(self._ring), CheckUnavailable("the classifier scorer is shut down"))
