@@ -75,13 +75,13 @@ def minilm_features():
 def defaults_table(runtime, data_root: Path, results: dict, cards: bool, baselines: bool = True) -> None:
     from shieldkit.classifiers import load_bank
     from shieldkit.classifiers.augment import training_corpus
-    from shieldkit.classifiers.defaults import DEFAULT_TRAINING
+    from shieldkit.classifiers.defaults import DEFAULT_CARRIED, DEFAULT_TRAINING
 
     sets = evaluation_sets(data_root, ROOT)
     bank = load_bank(None, runtime)
     methods = {"shieldkit (safety model)": (lambda texts: bank.score(texts),
                                             {n: c.threshold for n, c in bank.classifiers.items()})}
-    corpus = training_corpus(data_root)
+    corpus = training_corpus(data_root, carried=DEFAULT_CARRIED)
     for name, featurize in (() if baselines is False else (("TF-IDF + LR", tfidf_features(corpus)), ("MiniLM + LR", minilm_features()))):
         baseline = Baseline(name, featurize, corpus, DEFAULT_TRAINING.fpr_budget)
         print(f"  {name}: trained on {len(corpus.subset('train'))} rows in {baseline.seconds:.0f} s", file=sys.stderr)

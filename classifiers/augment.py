@@ -18,7 +18,7 @@ import numpy as np
 from shieldkit.classifiers.corpus import EVERYDAY_SOURCES, Corpus, build_corpus
 from shieldkit.classifiers.registry import POLICY_ROOT
 
-CARRIED = 1200  # rows added
+CARRIED = 1200  # rows added by default (the committed defaults use none: see defaults.py)
 MIN_CARRIER_CHARS = 200  # shorter benign rows are messages, not documents
 MAX_PAYLOAD_CHARS = 400  # longer injection rows are documents themselves
 ORIGIN = "augmented/carried-injection"
@@ -68,6 +68,8 @@ def carry_injections(corpus: Corpus, seed: int = 0, count: int = CARRIED, policy
     )
 
 
-def training_corpus(data_root: str | Path, examples_root: str | Path = POLICY_ROOT, seed: int = 0) -> Corpus:
-    """What the shared safety model (and the bench's same-data baselines) train on: the corpus plus carried injections."""
-    return carry_injections(build_corpus(data_root, examples_root, seed), seed)
+def training_corpus(data_root: str | Path, examples_root: str | Path = POLICY_ROOT, seed: int = 0,
+                    carried: int = CARRIED) -> Corpus:
+    """The corpus plus ``carried`` carried injections (0: the corpus as built)."""
+    corpus = build_corpus(data_root, examples_root, seed)
+    return carry_injections(corpus, seed, carried) if carried else corpus
