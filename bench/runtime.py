@@ -28,6 +28,7 @@ from pathlib import Path
 import torch
 
 from shieldkit.model import GemmaRuntime, GenerationConfig, ModelSettings
+from shieldkit.model.decoding import greedy_ids
 
 SHIELDKIT = str(Path(sys.executable).parent / "shieldkit")
 PROMPT = "Write a short paragraph about the history of the printing press and why it mattered."
@@ -85,17 +86,10 @@ def rss_mb() -> float:
     return float("nan")
 
 
-def greedy_ids(runtime: GemmaRuntime, prompt: str | list, tokens: int) -> list[int]:
-    """The first ``tokens`` greedy tokens, ignoring <eos> (so every prompt compares the same number)."""
+def prompt_greedy_ids(runtime: GemmaRuntime, prompt: str | list, tokens: int) -> list[int]:
+    """The first ``tokens`` greedy tokens of a text or chat prompt through the runtime's decoding step."""
     ids = runtime.encode(prompt) if isinstance(prompt, str) else runtime.encode_chat(prompt)
-    step, cache, picked = runtime.decode_step(), None, []
-    step_ids = ids[None]
-    with torch.inference_mode():
-        for _ in range(tokens):
-            logits, cache = step(step_ids, cache)
-            picked.append(int(torch.argmax(logits)))
-            step_ids = torch.tensor([[picked[-1]]])
-    return picked
+    return greedy_ids(runtime.decode_step(), ids, tokens)
 
 
 def decode_paths(tokens: int, repeats: int, match_tokens: int) -> None:
@@ -115,7 +109,7 @@ def decode_paths(tokens: int, repeats: int, match_tokens: int) -> None:
         for mode, runtime in runtimes.items():
             result = runtime.generate(PROMPT, config)
             rates[mode].append(result.completion_tokens / result.seconds)
-    reference = {i: greedy_ids(runtimes["reference"], p, match_tokens) for i, p in enumerate(MATCH_PROMPTS)}
+    reference = {i: prompt_greedy_ids(runtimes["reference"], p, match_tokens) for i, p in enumerate(MATCH_PROMPTS)}
     print(f"\n| decode | greedy decode, {tokens} tokens (tok/s, median of {repeats}) | × reference | "
           f"build (s) | added memory (MB) | prompts whose first {match_tokens} greedy tokens match "
           f"(of {len(MATCH_PROMPTS)}) | matching tokens before the first difference (mean) |")
@@ -124,7 +118,7 @@ def decode_paths(tokens: int, repeats: int, match_tokens: int) -> None:
     for mode in MODES:
         same, prefix = 0, []
         for i, prompt in enumerate(MATCH_PROMPTS):
-            ids = reference[i] if mode == "reference" else greedy_ids(runtimes[mode], prompt, match_tokens)
+            ids = reference[i] if mode == "reference" else prompt_greedy_ids(runtimes[mode], prompt, match_tokens)
             common = next((k for k, (a, b) in enumerate(zip(ids, reference[i])) if a != b), match_tokens)
             same += common == match_tokens
             prefix.append(common)

@@ -102,6 +102,13 @@ def _row_maxima(z: torch.Tensor, members: list[list[int]]) -> torch.Tensor:
     return padded[index].max(dim=1).values
 
 
+def _flatten(rows: list[list[int]]) -> tuple[list[int], list[list[int]]]:
+    """Rows' window indices -> (all windows in order, each row's positions in that list)."""
+    flat = [w for windows in rows for w in windows]
+    ends = np.cumsum([len(windows) for windows in rows]).tolist()
+    return flat, [list(range(end - len(windows), end)) for end, windows in zip(ends, rows)]
+
+
 def _trunk_states(runtime, ids: list[torch.Tensor], start: int, cache_dir: Path | None) -> list[torch.Tensor]:
     """[T_i, D] state entering layer ``start`` for every sequence (from ``cache_dir`` when computed before)."""
     digest = hashlib.sha256(f"{runtime.info.fingerprint}:{start}".encode())
@@ -230,11 +237,7 @@ def train_safety_model(corpus: Corpus, runtime: GemmaRuntime, config: SafetyTrai
         for epoch, batches in enumerate(plan, start=1):
             running = []
             for batch in batches:
-                flat = [w for i in batch for w in members[i]]
-                positions, offset = [], 0
-                for i in batch:
-                    positions.append(list(range(offset, offset + len(members[i]))))
-                    offset += len(members[i])
+                flat, positions = _flatten([members[i] for i in batch])
                 hidden, mask = pad_batch([states[w] for w in flat])
                 with runtime.lock:
                     context = stack.build_context(network, hidden, mask)

@@ -47,6 +47,18 @@ def resolve_mode(requested: str, model: nn.Module) -> DecodeMode:
     return requested
 
 
+def greedy_ids(step, ids: torch.Tensor, tokens: int) -> list[int]:
+    """The first ``tokens`` greedy picks of ``step`` after the prompt ``ids`` [T], ignoring <eos> (so every
+    prompt yields the same number; used to compare decoding paths)."""
+    cache, picked, step_ids = None, [], ids[None]  # [1, T], then [1, 1] per step
+    with torch.inference_mode():
+        for _ in range(tokens):
+            logits, cache = step(step_ids, cache)
+            picked.append(int(torch.argmax(logits)))
+            step_ids = torch.tensor([[picked[-1]]])
+    return picked
+
+
 class ReferenceStep:
     """The float model's own forward: exactly what ``runtime.model`` computes."""
 

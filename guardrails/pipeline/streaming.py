@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, replace
 
 import anyio
 
-from shieldkit.guardrails.api import shapes
+from shieldkit.guardrails.api import errors, shapes
 from shieldkit.guardrails.checks.base import Overloaded
 from shieldkit.guardrails.pipeline.engine import CheckOutcome, Guard, Verdict
 from shieldkit.guardrails.pipeline.vault import Vault
@@ -119,8 +119,8 @@ async def guarded_sse(job: StreamJob, upstream: UpstreamStream, *, on_done, on_f
                     finished = True
                 else:
                     status = "upstream_error"
-                    yield shapes.sse({"error": {"message": value.message, "type": "server_error", "param": None,
-                                                "code": "upstream_timeout" if value.status == 504 else "upstream_error"}})
+                    failed = errors.UpstreamTimeout if value.status == 504 else errors.UpstreamFailed
+                    yield shapes.sse(failed(value.message).body())
                     return
             while pending:
                 size = cutter.cut(pending, pieces, context=checker.released[-HOLD_CONTEXT:], final=finished)
@@ -151,13 +151,11 @@ async def guarded_sse(job: StreamJob, upstream: UpstreamStream, *, on_done, on_f
         yield shapes.sse("[DONE]")
     except Overloaded as exc:  # the output checks could not be queued: withhold the rest, like any failed check
         status = "overloaded"
-        yield shapes.sse({"error": {"message": f"{exc}; the rest of the answer was withheld", "type": "rate_limit_error",
-                                    "param": None, "code": "classifier_queue_full"}})
+        yield shapes.sse(errors.QueueFull(f"{exc}; the rest of the answer was withheld").body())
     except Exception:  # a bug, not a fault of the upstream: end the stream as an error, never with unchecked text
         status = "internal_error"
         log.exception("streaming failed")
-        yield shapes.sse({"error": {"message": "internal error while streaming; the rest of the answer was withheld",
-                                    "type": "server_error", "param": None, "code": "internal_error"}})
+        yield shapes.sse(errors.InternalError("internal error while streaming; the rest of the answer was withheld").body())
     finally:
         with anyio.CancelScope(shield=True):
             pump.cancel()

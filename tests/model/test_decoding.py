@@ -6,19 +6,13 @@ import torch
 
 from shieldkit.errors import ConfigError
 from shieldkit.model import GemmaRuntime, GenerationConfig, ModelSettings
-from shieldkit.model.decoding import Int8Head, resolve_mode
+from shieldkit.model.decoding import Int8Head, greedy_ids, resolve_mode
 
 PROMPTS = ["Hello", "Once upon a time", "The capital of", "def f(x):", "Tea is", "Write a haiku about the sea."]
 
 
-def greedy_ids(runtime, prompt, tokens=32):
-    step, cache, picked, step_ids = runtime.decode_step(), None, [], runtime.encode(prompt)[None]
-    with torch.inference_mode():
-        for _ in range(tokens):
-            logits, cache = step(step_ids, cache)
-            picked.append(int(torch.argmax(logits)))
-            step_ids = torch.tensor([[picked[-1]]])
-    return picked
+def greedy(runtime, prompt, tokens=32):
+    return greedy_ids(runtime.decode_step(), runtime.encode(prompt), tokens)
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +39,7 @@ def test_int8_on_a_model_it_cannot_run_is_refused_naming_the_setting():
 def test_int8_head_greedy_tokens_equal_the_reference(modes):
     """The head's shortlist is re-scored in float32, so greedy picks are the reference's (here: all of them)."""
     for prompt in PROMPTS:
-        assert greedy_ids(modes["int8-head"], prompt) == greedy_ids(modes["reference"], prompt), prompt
+        assert greedy(modes["int8-head"], prompt) == greedy(modes["reference"], prompt), prompt
 
 
 def test_int8_layers_stay_close_to_the_reference(modes):
