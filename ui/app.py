@@ -3,7 +3,8 @@
 The model comes from SHIELDKIT_* settings (``shieldkit ui --model tiny-random`` sets them) and is loaded once per
 process. Only the open tab runs (``st.tabs(on_change="rerun")``); results are memoised per session and computed on
 a worker thread (``state.computed``), so moving a slider never recomputes what is already known and an edit made
-while a method runs does not throw its work away.
+while a method runs does not throw its work away. While the Continuation tab is open, the Attention tab's maps are
+computed in the background (``state.prefetch``).
 """
 
 from __future__ import annotations
@@ -34,7 +35,9 @@ if runtime is None:
     st.stop()
 options = sidebar(runtime)
 
-for tab, render in zip(st.tabs(list(TABS), key="view", on_change="rerun"), TABS.values()):
+for name, tab in zip(TABS, st.tabs(list(TABS), key="view", on_change="rerun")):
     if tab.open:
         with tab:
-            render(runtime, options)
+            TABS[name](runtime, options)
+        if name == "Continuation":  # its likely next view, computed while the user reads this one
+            attention.prefetch(runtime)

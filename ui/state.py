@@ -150,6 +150,16 @@ def _collect() -> None:
         _remember(token, value)
 
 
+def prefetch(key: Any, compute: Callable[[Callable[[int, int], None]], Any], *, panel: str) -> None:
+    """Start ``compute(progress)`` on the worker for ``key`` unless its result is known or on its way; never
+    waits. For the view a user is likely to open next: its result is in the memo when they do."""
+    token = _token(key)
+    _collect()
+    jobs = _jobs()
+    if token not in _cache() and jobs.get(token) is None:
+        jobs.start(token, panel, compute, _worker())
+
+
 def computed(key: Any, compute: Callable[[Callable[[int, int], None]], T], *, panel: str, label: str) -> T:
     """``compute(progress)`` once per session for ``key``, on the worker thread, while this run shows its
     progress. Errors raised by ``compute`` are raised here."""

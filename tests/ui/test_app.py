@@ -68,11 +68,21 @@ def test_only_the_open_tab_runs(app):
     at = app.run()
     _no_errors(at)
     assert not at.tabs[1].children and not at.tabs[2].children and not at.tabs[3].children
-    memo = at.session_state["shieldkit.memo"]
-    assert not any('"attention"' in key for key in memo)  # the hidden Attention tab computed nothing
     at = _open(at, "Attention")
     _no_errors(at)
     assert not at.tabs[0].children and at.tabs[1].children
+    assert any('"attention"' in key for key in at.session_state["shieldkit.memo"])
+
+
+def test_attention_maps_are_prefetched_while_the_continuation_tab_is_open(app):
+    from shieldkit.ui import state
+
+    at = app.run()
+    assert not any('"attention"' in key for key in at.session_state["shieldkit.memo"])
+    state._worker().submit(lambda: None).result(timeout=120)  # one worker thread, jobs in order: the prefetch ran
+    at.run()
+    _no_errors(at)
+    assert not at.tabs[1].children  # still hidden, yet its maps are known
     assert any('"attention"' in key for key in at.session_state["shieldkit.memo"])
 
 

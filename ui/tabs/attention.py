@@ -14,6 +14,7 @@ import streamlit as st
 
 from shieldkit.debugger import attention_maps, logit_lens, without_first_token
 from shieldkit.debugger.html import attention_page
+from shieldkit.errors import ConfigError
 from shieldkit.ui import state
 from shieldkit.ui.components import heatmap_frame, heatmap_spec, report_errors
 from shieldkit.ui.tabs.continuation import attention_input
@@ -34,7 +35,7 @@ def render(runtime, options=None) -> None:
     prompt, continuation = inputs
     st.caption("The prompt and continuation from the Continuation tab. Rows are queries, columns are keys; "
                "each row sums to 1. Eager attention is switched on for this one forward pass.")
-    key = {"attention": repr(prompt), "continuation": continuation, "model": runtime.info.fingerprint}
+    key = maps_key(runtime, prompt, continuation)
     maps = report_errors(lambda: state.computed(key, lambda progress: attention_maps(runtime, prompt, continuation),
                                                 panel="attention", label="Running the model with attention weights"))
     if maps is None:
@@ -42,6 +43,21 @@ def render(runtime, options=None) -> None:
     maps_view(maps)
     sinks_view(maps)
     lens_view(runtime, maps, key)
+
+
+def maps_key(runtime, prompt, continuation: str) -> dict:
+    return {"attention": repr(prompt), "continuation": continuation, "model": runtime.info.fingerprint}
+
+
+def prefetch(runtime) -> None:
+    """Compute the attention maps of the Continuation tab's text in the background (about a quarter of a second
+    for a short text), so opening this tab shows them at once; nothing when there is no prompt yet."""
+    try:
+        prompt, continuation = attention_input()
+    except ConfigError:
+        return
+    state.prefetch(maps_key(runtime, prompt, continuation),
+                   lambda progress: attention_maps(runtime, prompt, continuation), panel="attention")
 
 
 @st.fragment
