@@ -104,3 +104,12 @@ def test_hello_there_reaches_the_model_under_the_default_policy(make_proxy, real
         assert reply.choices[0].finish_reason in ("stop", "length", "content_filter")
     checked = proxy.post("/v1/check", json={"text": ["hello there", "hi", "thanks!"], "direction": "input"}).json()
     assert checked["decision"] == "allow", checked
+
+
+def test_the_decoding_path_is_built_before_the_first_request(make_proxy):
+    from shieldkit.model import GemmaRuntime, ModelSettings
+
+    runtime = GemmaRuntime.load(ModelSettings.create(model="tiny-random"), progress=False)  # nothing built yet
+    proxy = make_proxy(OPEN, runtime=runtime, embedded=True, generation_workers=1)
+    assert proxy.client().models.list().data  # the proxy is ready
+    assert runtime._decode_step is not None  # built at start-up, so the first chat does not pay for it
