@@ -58,8 +58,8 @@ def wait_ready(url: str, popen: subprocess.Popen | None, log, timeout: float = 1
 
 
 class Process:
-    def __init__(self, command: list[str], ready_url: str) -> None:
-        env = {**os.environ, "SHIELDKIT_PROGRESS": "0", "HF_HUB_OFFLINE": "1"}
+    def __init__(self, command: list[str], ready_url: str, env: dict[str, str] | None = None) -> None:
+        env = {**os.environ, "SHIELDKIT_PROGRESS": "0", "HF_HUB_OFFLINE": "1", **(env or {})}
         self.log = tempfile.TemporaryFile()
         self.popen = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=self.log, env=env)
         wait_ready(ready_url, self.popen, self.log)
@@ -80,20 +80,21 @@ class Process:
         self.log.close()
 
 
-def start_stub(token_delay: float = 0.0) -> tuple[Process, str]:
+def start_stub(token_delay: float = 0.0, prefix: str = "") -> tuple[Process, str]:
     port = free_port()
-    process = Process([PYTHON, "-m", "shieldkit.guardrails.upstream.stub", "--port", str(port), "--token-delay", str(token_delay)],
-                      f"http://127.0.0.1:{port}/v1/models")
+    process = Process([PYTHON, "-m", "shieldkit.guardrails.upstream.stub", "--port", str(port), "--token-delay",
+                       str(token_delay), "--prefix", prefix], f"http://127.0.0.1:{port}/v1/models")
     return process, f"http://127.0.0.1:{port}/v1"
 
 
-def start_proxy(upstream: str, policy: Path | None, audit: Path, workers: int = 1) -> tuple[Process, str]:
+def start_proxy(upstream: str, policy: Path | None, audit: Path, workers: int = 1,
+                env: dict[str, str] | None = None) -> tuple[Process, str]:
     port = free_port()
     command = [PYTHON, "-m", "shieldkit", "serve", "--upstream", upstream, "--port", str(port), "--audit", str(audit),
                "--log-level", "error", "--workers", str(workers)]
     if policy is not None:
         command += ["--policy", str(policy)]
-    process = Process(command, f"http://127.0.0.1:{port}/readyz")
+    process = Process(command, f"http://127.0.0.1:{port}/readyz", env)
     return process, f"http://127.0.0.1:{port}/v1"
 
 

@@ -167,8 +167,10 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=9000)
     parser.add_argument("--token-delay", type=float, default=0.0, help="seconds between streamed words")
+    parser.add_argument("--prefix", default="", help="text put before each echo (so an answer differs from the message)")
     args = parser.parse_args()
-    uvicorn.run(create_stub_app(token_delay=args.token_delay), host=args.host, port=args.port, log_level="warning")
+    uvicorn.run(create_stub_app(token_delay=args.token_delay, prefix=args.prefix), host=args.host, port=args.port,
+                log_level="warning")
 
 
 if __name__ == "__main__":
