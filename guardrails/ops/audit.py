@@ -31,7 +31,7 @@ from sqlalchemy import Connection, Engine, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from shieldkit.errors import ConfigError
-from shieldkit.guardrails.ops.audit_db import AuditTarget
+from shieldkit.guardrails.ops.audit_db import AuditTarget, reason
 from shieldkit.guardrails.ops.audit_query import query
 from shieldkit.guardrails.ops.audit_schema import checks, events, migrate, pending
 from shieldkit.guardrails.ops.owners import Owners
@@ -87,11 +87,9 @@ class AuditLog:
             with self._engine_now().begin() as db:
                 applied = migrate(db, self.name)
         except (OSError, SQLAlchemyError) as exc:
-            self._dispose()
-            raise ConfigError(f"cannot open the audit log {self.name}: {_reason(exc)}") from None
-        except ConfigError:
-            self._dispose()
-            raise
+            raise ConfigError(f"cannot open the audit log {self.name}: {reason(exc)}") from None
+        finally:
+            self._dispose()  # open() connects again when the server starts
         if applied:
             log.info("audit log %s: schema brought up to date (%d migration step(s))", self.name, applied)
 
@@ -106,7 +104,7 @@ class AuditLog:
             interrupted = self._interrupt_dead_owners()
         except (OSError, SQLAlchemyError) as exc:
             self._release_owner()
-            raise ConfigError(f"cannot open the audit log {self.name}: {_reason(exc)}") from None
+            raise ConfigError(f"cannot open the audit log {self.name}: {reason(exc)}") from None
         if interrupted:
             log.warning("audit log %s: %d answer(s) of stopped proxy processes were never recorded; marked "
                         "'interrupted'", self.name, interrupted)
@@ -202,7 +200,7 @@ class AuditLog:
                         self._write(db, written)
             except SQLAlchemyError as exc:
                 self.failures += len(written)
-                log.error("could not write %d audit events to %s: %s", len(written), self.name, _reason(exc),
+                log.error("could not write %d audit events to %s: %s", len(written), self.name, reason(exc),
                           exc_info=exc)
             finally:
                 for _ in batch:
@@ -227,8 +225,3 @@ class AuditLog:
         if closed:
             db.execute(pending.delete().where(pending.c.token.in_(closed)))
 
-
-def _reason(exc: BaseException) -> str:
-    """The driver's own message (its first line), without SQLAlchemy's statement dump and background link."""
-    message = str(getattr(exc, "orig", None) or exc).strip()
-    return message.splitlines()[0] if message else type(exc).__name__

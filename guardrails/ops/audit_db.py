@@ -98,3 +98,9 @@ def _sqlite_engine(path: Path, readonly: bool) -> Engine:
         connection.exec_driver_sql("BEGIN" if readonly else "BEGIN IMMEDIATE")
 
     return engine
+
+
+def reason(exc: BaseException) -> str:
+    """A database error as the driver said it (its first line), without SQLAlchemy's statement dump and links."""
+    message = str(getattr(exc, "orig", None) or exc).strip()
+    return message.splitlines()[0] if message else type(exc).__name__

@@ -11,7 +11,7 @@ from sqlalchemy import case, exists, literal, literal_column, null, select, unio
 from sqlalchemy.exc import SQLAlchemyError
 
 from shieldkit.errors import ConfigError
-from shieldkit.guardrails.ops.audit_db import AuditTarget
+from shieldkit.guardrails.ops.audit_db import AuditTarget, reason
 from shieldkit.guardrails.ops.audit_schema import LATEST, checks, current_version, events, pending
 
 CHECK_COLUMNS = ("name", "kind", "action", "outcome", "score", "threshold", "latency_ms", "error")
@@ -46,7 +46,7 @@ def query(target: str | Path, *, since: float | None = None, until: float | None
             found = [dict(row._mapping) for row in db.execute(sql)]
             by_event = _checks(db, [event["id"] for event in found if event["id"] is not None], ordered=version >= 2)
     except SQLAlchemyError as exc:
-        raise ConfigError(f"cannot read the audit log {where.name}: {str(getattr(exc, 'orig', exc)).strip()}") from None
+        raise ConfigError(f"cannot read the audit log {where.name}: {reason(exc)}") from None
     finally:
         engine.dispose()
     for event in found:
