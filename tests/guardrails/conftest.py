@@ -204,8 +204,9 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def wait_until(condition, what: str, timeout: float = 90, process: subprocess.Popen | None = None):
-    """Poll ``condition()`` (errors count as not yet) until it returns something true; fail naming ``what``."""
+def wait_until(condition, what: str, timeout: float = 300, process: subprocess.Popen | None = None):
+    """Poll ``condition()`` (errors count as not yet) until it returns something true; fail naming ``what``. The
+    timeout only bounds the wait: a starved machine (CPU given to other work) can take minutes to start workers."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
