@@ -79,8 +79,7 @@ def require_shared_storage(settings: ProxySettings, keys: Sequence[KeyConfig]) -
         f"{settings.workers} workers cannot share {what} in rate_limit_storage {settings.rate_limit_storage!r}: "
         "each worker would count on its own and allow the full limit. Give a storage all workers share "
         "(--redis-url / SHIELDKIT_PROXY_REDIS_URL=redis://host:6379, or --rate-limit-storage "
-        "memcached://host:11211), "
-        "or run one worker")
+        "memcached://host:11211), or run one worker")
 
 
 class RateLimits:
