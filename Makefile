@@ -6,7 +6,7 @@ PYTHON ?= python3
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.shieldkit-installed
 
-.PHONY: install run test bench browser policies
+.PHONY: install run test bench browser servers policies
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,7 +25,11 @@ run: install
 browser:
 	command -v chromium >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
 
-test: install browser
+# Debian's Redis and PostgreSQL for the scale-out tests (their fixtures start them on loopback; installed once).
+servers:
+	(command -v redis-server && ls /usr/lib/postgresql/*/bin/initdb) >/dev/null 2>&1 || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server postgresql)
+
+test: install browser servers
 	HF_HUB_OFFLINE=1 $(BIN)/pytest
 
 bench: install

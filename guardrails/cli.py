@@ -28,10 +28,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     serve.add_argument("--workers", type=int, default=1, help="worker processes (each loads its own models; with "
-                       "rate-limited keys they need a shared --rate-limit-storage)")
+                       "rate-limited keys they need a shared --redis-url; /metrics sums them all)")
+    serve.add_argument("--redis-url", metavar="URL", help="count rate limits in this Redis, shared by every worker "
+                       "and machine, e.g. redis://localhost:6379/0")
     serve.add_argument("--rate-limit-storage", metavar="URI", help="where rate limits are counted: memory:// (default, "
-                       "this process) or a storage all workers share, e.g. redis://localhost:6379")
+                       "this process) or another limits storage all workers share, e.g. memcached://localhost:11211")
+    serve.add_argument("--rate-limit-fail-open", action="store_true", help="when the rate-limit storage is down, let "
+                       "requests through unlimited (default: refuse them with 503)")
     serve.add_argument("--audit", type=Path, metavar="FILE", help="audit log SQLite file (default: ~/.local/state/shieldkit/audit.sqlite3)")
+    serve.add_argument("--audit-url", metavar="URL", help="write the audit log to this database instead, shared by "
+                       "every worker and machine: postgresql://user:password@host:5432/db")
     serve.add_argument("--no-audit", action="store_true", help="do not write an audit log")
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
     add_model_arguments(serve)
@@ -39,7 +45,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
     audit = subparsers.add_parser("audit", help="list and filter the proxy's audit log",
                                   description="List audit events, newest first, with each check's outcome and score.")
-    audit.add_argument("--db", type=Path, help="audit log file (default: ~/.local/state/shieldkit/audit.sqlite3)")
+    audit.add_argument("--db", metavar="FILE_OR_URL", help="audit log: a SQLite file or a database URL such as "
+                       "postgresql://user:password@host/db (default: $SHIELDKIT_PROXY_AUDIT_URL, else "
+                       "$SHIELDKIT_PROXY_AUDIT_PATH, else ~/.local/state/shieldkit/audit.sqlite3)")
     audit.add_argument("--since", help="only events after: 30m, 2h, 7d, or an ISO time")
     audit.add_argument("--until", help="only events before: 30m, 2h, 7d (ago), or an ISO time")
     audit.add_argument("--key", help="only this API key id")
@@ -82,14 +90,17 @@ def run_serve(args: argparse.Namespace) -> int:
         raise ConfigError(f"--port must be between 1 and 65535, got {args.port}")
     if args.workers < 1:
         raise ConfigError(f"--workers must be at least 1, got {args.workers}")
-    values = dict(policy=args.policy, upstream=args.upstream, audit_path=args.audit, audit=not args.no_audit,
-                  model=settings_from_args(args), workers=args.workers)
-    if args.rate_limit_storage is not None:
-        values["rate_limit_storage"] = args.rate_limit_storage
+    values = dict(policy=args.policy, upstream=args.upstream, audit_path=args.audit, audit_url=args.audit_url,
+                  audit=False if args.no_audit else None, model=settings_from_args(args), workers=args.workers,
+                  redis_url=args.redis_url, rate_limit_storage=args.rate_limit_storage,
+                  rate_limit_fail_open=True if args.rate_limit_fail_open else None)
     settings = ProxySettings.create(**values)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.workers > 1:
-        return _serve_workers(args, settings)
+        from shieldkit.guardrails.ops.metrics import metrics_folder
+
+        with metrics_folder():
+            return _serve_workers(args, settings)
     app = create_app(settings)  # validates the policy before anything listens
     services = app.state.services
     # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY only on such sockets (else Nagle adds ~40 ms per response)
@@ -112,7 +123,8 @@ def run_serve(args: argparse.Namespace) -> int:
 
 
 def _serve_workers(args: argparse.Namespace, settings) -> int:
-    """Several processes: uvicorn's own workers, each building the app from SHIELDKIT_PROXY_* settings."""
+    """Several processes: uvicorn's own workers, each building the app from SHIELDKIT_PROXY_* settings (and
+    PROMETHEUS_MULTIPROC_DIR, so /metrics sums them)."""
     import uvicorn
 
     from shieldkit.guardrails.ops.ratelimit import RateLimits
@@ -122,7 +134,10 @@ def _serve_workers(args: argparse.Namespace, settings) -> int:
     RateLimits(settings, loaded.file.keys)  # ... and a rate-limit storage the workers cannot share or cannot use
     env = {"SHIELDKIT_PROXY_POLICY": settings.policy, "SHIELDKIT_PROXY_UPSTREAM": settings.upstream,
            "SHIELDKIT_PROXY_WORKERS": settings.workers, "SHIELDKIT_PROXY_RATE_LIMIT_STORAGE": settings.rate_limit_storage,
+           "SHIELDKIT_PROXY_REDIS_URL": settings.redis_url,
+           "SHIELDKIT_PROXY_RATE_LIMIT_FAIL_OPEN": str(settings.rate_limit_fail_open).lower(),
            "SHIELDKIT_PROXY_AUDIT": str(settings.audit).lower(), "SHIELDKIT_PROXY_AUDIT_PATH": settings.audit_path,
+           "SHIELDKIT_PROXY_AUDIT_URL": settings.audit_url,
            "SHIELDKIT_MODEL": settings.model.model, "SHIELDKIT_DTYPE": settings.model.dtype,
            "SHIELDKIT_DEVICE": settings.model.device}
     os.environ.update({key: str(value) for key, value in env.items() if value is not None})
@@ -153,7 +168,8 @@ def run_audit(args: argparse.Namespace) -> int:
 
     if args.limit < 1:
         raise ConfigError(f"--limit must be at least 1, got {args.limit}")
-    events = query(args.db or default_audit_path(), since=parse_when(args.since, "--since"),
+    target = args.db or os.environ.get("SHIELDKIT_PROXY_AUDIT_URL") or os.environ.get("SHIELDKIT_PROXY_AUDIT_PATH")
+    events = query(target or default_audit_path(), since=parse_when(args.since, "--since"),
                    until=parse_when(args.until, "--until"), key_id=args.key, decision=args.decision,
                    direction=args.direction, check=args.check, fired=args.fired, request_id=args.request_id,
                    limit=args.limit)

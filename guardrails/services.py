@@ -39,8 +39,8 @@ class Services:
         self.guards = build_guards(policies, BuildContext(policies.base_dir, self.scorer),
                                    timeout_s=settings.check_timeout, observer=self.metrics)
         self.keys = {key.sha256: key for key in policies.file.keys}
-        self.limits = RateLimits(settings, policies.file.keys)  # refuses per-process limits shared by workers
-        self.audit = AuditLog(settings.resolved_audit_path) if settings.audit else None
+        self.limits = RateLimits(settings, policies.file.keys, self.metrics)  # refuses per-process limits shared by workers
+        self.audit = AuditLog(settings.audit_target) if settings.audit else None
         if self.audit is not None:
             self.audit.check()
         self.recorder = AuditRecorder(self.audit, policies.file, self.metrics)
@@ -49,6 +49,7 @@ class Services:
     async def start(self) -> None:
         if self.audit is not None:
             self.audit.open()
+        await self.limits.probe()
         self.startup.start()
 
     async def aclose(self) -> None:
@@ -57,3 +58,4 @@ class Services:
         await self.scorer.aclose()
         if self.audit is not None:
             self.audit.close()
+        self.metrics.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 from pydantic import Field, SecretStr, field_validator, model_validator
@@ -10,6 +11,14 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shieldkit.guardrails.policy.schema import parse_rate
 from shieldkit.model.settings import ModelSettings, build_settings
+
+REDIS_SCHEMES = ("redis://", "rediss://", "redis+unix://", "redis+sentinel://", "redis+cluster://")
+AUDIT_SCHEMES = ("postgresql://", "postgres://", "postgresql+psycopg://", "sqlite:///")
+
+
+def redacted_url(url: str) -> str:
+    """``url`` with the password of its ``user:password@`` part replaced by ``***`` (for messages and logs)."""
+    return re.sub(r"(//[^/@:]*:)[^/@]*@", r"\1***@", url)
 
 
 def default_audit_path() -> Path:
@@ -52,10 +61,21 @@ class ProxySettings(BaseSettings):
     classifier_cache_size: int = Field(4096, ge=0)  # texts whose classifier scores are kept (LRU); 0 turns the cache off
     check_timeout: float = Field(30.0, gt=0)  # seconds before a check counts as failed (its on_error applies)
     audit: bool = True  # write the audit log
-    audit_path: Path | None = None  # None: $XDG_STATE_HOME/shieldkit/audit.sqlite3
+    audit_path: Path | None = None  # the SQLite file. None: $XDG_STATE_HOME/shieldkit/audit.sqlite3
+    # A database every worker and machine shares, postgresql://user:password@host:5432/db (psycopg 3), instead of
+    # the SQLite file; sqlite:////path/to/file also works. None: the SQLite file of audit_path.
+    audit_url: str | None = None
     # Where rate limits (keys' rate_limit, failed-key attempts) are counted, as a `limits` storage URI: memory://
     # (this process only), or a storage every worker shares: redis://host:6379, memcached://host:11211, ...
     rate_limit_storage: str = "memory://"
+    # A Redis every worker and machine shares for the rate limits: redis://[:password@]host:6379[/db], rediss://
+    # (TLS), redis+unix:///path, redis+sentinel://host:26379/service, redis+cluster://host:7000. Same as giving it
+    # as rate_limit_storage.
+    redis_url: str | None = None
+    # When the rate-limit storage fails (Redis unreachable): false answers 503 rate_limit_unavailable to requests
+    # that need a limit (fail closed); true lets them through unlimited, logged and counted in /metrics (fail open).
+    rate_limit_fail_open: bool = False
+    rate_limit_timeout: float = Field(1.0, gt=0, le=60)  # seconds a storage call may take before it counts as failed
     # With keys configured: invalid keys accepted from one client address per window before 429. None: no limit.
     auth_failure_limit: str | None = "10/minute"
     # With keys configured, /metrics, /docs, /redoc and /openapi.json need a valid key too; true opens them.
@@ -80,6 +100,28 @@ class ProxySettings(BaseSettings):
             raise ValueError(f"must be a storage URI such as memory:// or redis://localhost:6379, got {value!r}")
         return value.strip()
 
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        value = value.strip()
+        if not value.startswith(REDIS_SCHEMES):
+            raise ValueError(f"must be a Redis URL such as redis://localhost:6379/0 (schemes: "
+                             f"{', '.join(REDIS_SCHEMES)}), got {redacted_url(value)!r}")
+        return value
+
+    @field_validator("audit_url")
+    @classmethod
+    def _audit_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        value = value.strip()
+        if not value.startswith(AUDIT_SCHEMES):
+            raise ValueError(f"must be a database URL such as postgresql://user:password@host:5432/shieldkit or "
+                             f"sqlite:////var/lib/shieldkit/audit.sqlite3, got {redacted_url(value)!r}")
+        return value
+
     @field_validator("auth_failure_limit")
     @classmethod
     def _rate(cls, value: str | None) -> str | None:
@@ -88,6 +130,16 @@ class ProxySettings(BaseSettings):
         if parse_rate(value) is None:
             raise ValueError(f"must look like '10/minute' (per second, minute, hour or day) or 'off', got {value!r}")
         return value.strip()
+
+    @model_validator(mode="after")
+    def _one_storage(self) -> ProxySettings:
+        if self.redis_url and self.rate_limit_storage not in ("memory://", self.redis_url):
+            raise ValueError(f"give the rate-limit storage once: redis_url ({redacted_url(self.redis_url)}) or "
+                             f"rate_limit_storage ({redacted_url(self.rate_limit_storage)}), not both")
+        if self.audit_url and self.audit_path:
+            raise ValueError(f"give the audit log once: audit_url ({redacted_url(self.audit_url)}) or audit_path "
+                             f"({self.audit_path}), not both")
+        return self
 
     @model_validator(mode="after")
     def _queue_wait_below_timeout(self) -> ProxySettings:
@@ -103,6 +155,16 @@ class ProxySettings(BaseSettings):
     @property
     def resolved_audit_path(self) -> Path:
         return Path(self.audit_path).expanduser() if self.audit_path else default_audit_path()
+
+    @property
+    def audit_target(self) -> str | Path:
+        """Where the audit log is written: the database URL, else the SQLite file."""
+        return self.audit_url or self.resolved_audit_path
+
+    @property
+    def resolved_rate_limit_storage(self) -> str:
+        """The ``limits`` storage URI the rate limits use: ``redis_url`` when given, else ``rate_limit_storage``."""
+        return self.redis_url or self.rate_limit_storage
 
     @classmethod
     def create(cls, **values: object) -> ProxySettings:

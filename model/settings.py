@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -87,6 +88,8 @@ def describe_validation_error(exc: ValidationError, prefix: str = "") -> str:
         field = ".".join(str(part) for part in error["loc"]) or "settings"
         shown = f"{field} ({prefix}{field.upper()})" if prefix else field
         value = error.get("input")
+        if isinstance(value, str):  # a URL's password is never repeated (user:password@host -> user:***@host)
+            value = re.sub(r"(//[^/@:]*:)[^/@]*@", r"\1***@", value)
         got = f"; got {value!r}" if value is not None and not isinstance(value, dict) else ""
         lines.append(f"invalid setting {shown}: {error['msg']}{got}")
     return "\n".join(lines)

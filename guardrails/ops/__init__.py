@@ -1,1 +1,2 @@
-"""Running the proxy: the audit log (and the liveness files of its writers), Prometheus metrics and rate limits."""
+"""Running the proxy: the audit log (its tables and migrations, its database, the owners of its pending rows),
+Prometheus metrics (one view of several workers) and rate limits (in-process or on Redis)."""

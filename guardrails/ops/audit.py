@@ -1,21 +1,25 @@
-"""The audit log: one SQLite row per checked direction of a request, one row per check result.
+"""The audit log: one row per checked direction of a request, one row per check result, in a SQLite file (the
+default) or a database every worker and machine shares (Postgres), through SQLAlchemy Core (``audit_db.py``; the
+tables and their migrations are in ``audit_schema.py``, applied when the log opens).
 
-Writes go through a queue to one writer thread (requests never wait for the disk). SQLite in WAL mode with a busy
-timeout lets several worker processes share one file. Texts are stored only when the policy says ``keep_text``.
+Writes go through a queue to one writer thread that writes what has gathered in one transaction (batches of up to
+256 events), so a request never waits for the database. ``close`` writes everything queued before it returns, so a
+clean shutdown loses no row; a write that fails (the database is down) is logged with the number of events lost
+and counted in ``failures``. Texts are stored only when the policy says ``keep_text``.
 
 No answer goes missing silently. The input row of a request that is forwarded to the model is written together
-with a ``pending`` row naming the process that owns it (an :class:`~shieldkit.guardrails.ops.liveness.OwnerLock`);
-the request's output row (its checked answer, or decision ``error`` when the upstream gave none) removes it in the
-same transaction. Pending rows whose owner is gone become output rows with decision ``interrupted``: those of a
-dead process (killed, crashed) when the next process opens the log, and those still open when a process closes
-it. A live process's pending rows are never touched by another, so workers sharing one file are safe.
+with a ``pending`` row naming the process that owns it (``owners.py``: a lock file beside a SQLite file, an
+advisory lock in Postgres); the request's output row (its checked answer, or decision ``error`` when the upstream
+gave none) removes it in the same transaction. Pending rows whose owner is gone become output rows with decision
+``interrupted``: those of a dead process (killed, crashed) when the next process opens the log, and those still
+open when a process closes it. A live process's pending rows are never touched by another, so workers sharing one
+database are safe.
 """
 
 from __future__ import annotations
 
 import logging
 import queue
-import sqlite3
 import threading
 import time
 from collections.abc import Sequence
@@ -23,55 +27,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy import Connection, Engine, select
+from sqlalchemy.exc import SQLAlchemyError
+
 from shieldkit.errors import ConfigError
-from shieldkit.guardrails.ops.liveness import OwnerLock, forget, is_alive
+from shieldkit.guardrails.ops.audit_db import AuditTarget, reason
+from shieldkit.guardrails.ops.audit_query import query
+from shieldkit.guardrails.ops.audit_schema import checks, events, migrate, pending
+from shieldkit.guardrails.ops.owners import Owners
 
+__all__ = ["AuditEvent", "AuditLog", "query"]
 log = logging.getLogger("shieldkit.guardrails")
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS events (
-    id INTEGER PRIMARY KEY,
-    request_id TEXT NOT NULL,
-    time REAL NOT NULL,            -- unix seconds
-    key_id TEXT,                   -- the API key's id (never the key); NULL when no keys are configured
-    policy TEXT NOT NULL,
-    endpoint TEXT NOT NULL,        -- chat | check | moderations
-    direction TEXT NOT NULL,       -- input | output
-    decision TEXT NOT NULL,        -- allow | redact | block; output only: error (the upstream gave no answer),
-                                   -- interrupted (the proxy stopped before the answer was recorded); `query`
-                                   -- also shows answers still pending (decision pending)
-    blocked_by TEXT,               -- the check that blocked, if any
-    latency_ms REAL NOT NULL,      -- time spent in checks
-    text TEXT                      -- the checked text after redaction, only when the policy keeps text
-);
-CREATE TABLE IF NOT EXISTS checks (
-    event_id INTEGER NOT NULL REFERENCES events(id),
-    name TEXT NOT NULL,
-    kind TEXT NOT NULL,
-    action TEXT NOT NULL,          -- block | redact | flag
-    outcome TEXT NOT NULL,         -- pass | fired | error
-    score REAL,
-    threshold REAL,
-    latency_ms REAL,
-    error TEXT
-);
-CREATE TABLE IF NOT EXISTS pending (
-    token TEXT PRIMARY KEY,        -- a forwarded request whose output row is not written yet
-    owner TEXT NOT NULL,           -- the process (its OwnerLock id) that will write it
-    request_id TEXT NOT NULL,
-    time REAL NOT NULL,            -- when it was forwarded (also the time of its row if it is interrupted)
-    key_id TEXT,
-    policy TEXT NOT NULL,
-    endpoint TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS pending_owner ON pending(owner);
-CREATE INDEX IF NOT EXISTS events_time ON events(time);
-CREATE INDEX IF NOT EXISTS events_request ON events(request_id);
-CREATE INDEX IF NOT EXISTS checks_event ON checks(event_id);
-"""
-
-
-EVENT_COLUMNS = "id, request_id, time, key_id, policy, endpoint, direction, decision, blocked_by, latency_ms, text"
+BATCH = 256  # most events per write transaction
+CLOSE_TIMEOUT_S = 30  # how long close() waits for the queued events to be written
 
 
 @dataclass
@@ -90,203 +58,170 @@ class AuditEvent:
     opens: str | None = None  # an input event of a forwarded request: the token of the output event still to come
     closes: str | None = None  # an output event: the token it settles
 
-
-def connect(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
-    if readonly:
-        if not path.exists():
-            raise ConfigError(f"no audit log at {path} (the proxy writes it on its first request)")
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
-    else:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlite3.connect(path, timeout=10, check_same_thread=False)
-        db.execute("PRAGMA journal_mode=WAL")
-        db.execute("PRAGMA synchronous=NORMAL")
-        db.executescript(SCHEMA)
-    db.row_factory = sqlite3.Row
-    return db
+    def row(self) -> dict[str, Any]:
+        return {"request_id": self.request_id, "time": self.time, "key_id": self.key_id, "policy": self.policy,
+                "endpoint": self.endpoint, "direction": self.direction, "decision": self.decision,
+                "blocked_by": self.blocked_by, "latency_ms": self.latency_ms, "text": self.text}
 
 
 class AuditLog:
-    def __init__(self, path: Path) -> None:
-        self.path = Path(path).expanduser()
-        self.owners = self.path.with_name(self.path.name + "-owners")  # one lock file per process using the log
+    """``AuditLog(target)``: a SQLite file's path, or a database URL such as ``postgresql://user:pw@host/db``."""
+
+    def __init__(self, target: str | Path) -> None:
+        self.target = AuditTarget.of(target)
+        self.path = self.target.path  # the SQLite file, if it is one
         self._queue: queue.Queue[AuditEvent | None] = queue.Queue()
         self._thread: threading.Thread | None = None
-        self._db: sqlite3.Connection | None = None
-        self._owner: OwnerLock | None = None
+        self._engine: Engine | None = None
+        self._owners: Owners | None = None
+        self.owner: str | None = None
         self.failures = 0
 
+    @property
+    def name(self) -> str:
+        return self.target.name
+
     def check(self) -> None:
-        """Create the file and its tables now, so an unwritable path is refused before the server starts."""
+        """Connect and bring the schema up to date now, so an unusable log is refused before the server starts."""
         try:
-            connect(self.path).close()
-        except (OSError, sqlite3.Error) as exc:
-            raise ConfigError(f"cannot open the audit log {self.path}: {exc}") from None
+            with self._engine_now().begin() as db:
+                applied = migrate(db, self.name)
+        except (OSError, SQLAlchemyError) as exc:
+            raise ConfigError(f"cannot open the audit log {self.name}: {reason(exc)}") from None
+        finally:
+            self._dispose()  # open() connects again when the server starts
+        if applied:
+            log.info("audit log %s: schema brought up to date (%d migration step(s))", self.name, applied)
 
     def open(self) -> None:
-        """Connect, take this process's owner lock, mark dead processes' pending answers interrupted, start writing."""
+        """Take this process's owner id, mark dead processes' pending answers interrupted, start writing."""
         try:
-            self._db = connect(self.path)
-            self._owner = OwnerLock(self.owners)
+            engine = self._engine_now()
+            with engine.begin() as db:
+                migrate(db, self.name)
+            self._owners = self.target.owners(engine)
+            self.owner = self._owners.take()
             interrupted = self._interrupt_dead_owners()
-        except (OSError, sqlite3.Error) as exc:
-            raise ConfigError(f"cannot open the audit log {self.path}: {exc}") from None
+        except (OSError, SQLAlchemyError) as exc:
+            self._release_owner()
+            raise ConfigError(f"cannot open the audit log {self.name}: {reason(exc)}") from None
         if interrupted:
             log.warning("audit log %s: %d answer(s) of stopped proxy processes were never recorded; marked "
-                        "'interrupted'", self.path, interrupted)
+                        "'interrupted'", self.name, interrupted)
         self._thread = threading.Thread(target=self._write_loop, name="shieldkit-audit", daemon=True)
         self._thread.start()
 
-    @property
-    def owner(self) -> str | None:
-        return self._owner.id if self._owner else None
-
     def record(self, event: AuditEvent) -> None:
         if self._thread is None:
-            log.error("the audit log %s is not open: the %s event of request %s is lost", self.path, event.direction,
+            log.error("the audit log %s is not open: the %s event of request %s is lost", self.name, event.direction,
                       event.request_id)
             return
         self._queue.put(event)
 
     def flush(self, timeout: float = 5.0) -> None:
-        """Wait until everything recorded so far is on disk."""
+        """Wait until everything recorded so far is written."""
         deadline = time.monotonic() + timeout
         while self._queue.unfinished_tasks and time.monotonic() < deadline:
             time.sleep(0.005)
 
     def close(self) -> None:
-        """Write what is queued, mark this process's answers still pending as interrupted, give up the owner lock."""
+        """Write what is queued, mark this process's answers still pending as interrupted, give up the owner id."""
         if self._thread is not None:
             self._queue.put(None)
-            self._thread.join(timeout=10)
+            self._thread.join(timeout=CLOSE_TIMEOUT_S)
+            if self._thread.is_alive():
+                log.error("the audit log %s did not take the last %d queued event(s) within %d s; they are lost",
+                          self.name, self._queue.unfinished_tasks, CLOSE_TIMEOUT_S)
             self._thread = None
-        if self._db is not None:
-            if self._owner is not None:
-                try:
-                    self._interrupt(self._owner.id)
-                except sqlite3.Error:
-                    log.exception("could not mark the pending answers of this process in %s as interrupted", self.path)
-            self._db.close()
-            self._db = None
-        if self._owner is not None:
-            self._owner.release()
-            self._owner = None
+        if self._engine is not None and self.owner is not None:
+            try:
+                self._interrupt(self.owner)
+            except SQLAlchemyError:
+                log.exception("could not mark the pending answers of this process in %s as interrupted", self.name)
+        self._release_owner()
+        self._dispose()
+
+    # --- internals ---------------------------------------------------------------------------------------------
+
+    def _engine_now(self) -> Engine:
+        if self._engine is None:
+            self._engine = self.target.engine()
+        return self._engine
+
+    def _dispose(self) -> None:
+        if self._engine is not None:
+            self._engine.dispose()
+            self._engine = None
+
+    def _release_owner(self) -> None:
+        if self._owners is not None:
+            try:
+                self._owners.release()
+            except SQLAlchemyError:
+                log.exception("could not give up this process's owner lock in %s (it goes when the connection "
+                              "closes)", self.name)
+            self._owners, self.owner = None, None
 
     def _interrupt_dead_owners(self) -> int:
-        db = self._db
-        if db is None:
-            raise sqlite3.OperationalError("the audit log is closed")
-        owners = [row[0] for row in db.execute("SELECT DISTINCT owner FROM pending WHERE owner != ?", (self.owner,))]
+        with self._engine_now().connect() as db:
+            owners = db.execute(select(pending.c.owner).distinct().where(pending.c.owner != self.owner)).scalars().all()
+            dead = [owner for owner in owners if not self._owners.is_alive(owner, db)]
         interrupted = 0
-        for owner in owners:
-            if not is_alive(self.owners, owner):
-                interrupted += self._interrupt(owner)
-                forget(self.owners, owner)
+        for owner in dead:
+            interrupted += self._interrupt(owner)
+            self._owners.forget(owner)
         return interrupted
 
     def _interrupt(self, owner: str) -> int:
-        """Turn ``owner``'s pending rows into ``interrupted`` output events (in one transaction, so two processes
-        sweeping the same dead owner write each row once)."""
-        db = self._db
-        if db is None:
-            raise sqlite3.OperationalError("the audit log is closed")
-        with db:
-            db.execute("BEGIN IMMEDIATE")
-            cursor = db.execute(
-                "INSERT INTO events (request_id, time, key_id, policy, endpoint, direction, decision, blocked_by,"
-                " latency_ms, text) SELECT request_id, time, key_id, policy, endpoint, 'output', 'interrupted', NULL,"
-                " 0, NULL FROM pending WHERE owner = ? ORDER BY time", (owner,))
-            db.execute("DELETE FROM pending WHERE owner = ?", (owner,))
-        return cursor.rowcount
+        """Turn ``owner``'s pending rows into ``interrupted`` output events, in one transaction (two processes
+        sweeping the same dead owner write each row once: the second one's DELETE finds nothing left)."""
+        with self._engine_now().begin() as db:
+            rows = db.execute(pending.delete().where(pending.c.owner == owner).returning(
+                pending.c.request_id, pending.c.time, pending.c.key_id, pending.c.policy, pending.c.endpoint)).all()
+            if rows:
+                db.execute(events.insert(), [
+                    {"request_id": r.request_id, "time": r.time, "key_id": r.key_id, "policy": r.policy,
+                     "endpoint": r.endpoint, "direction": "output", "decision": "interrupted", "blocked_by": None,
+                     "latency_ms": 0.0, "text": None} for r in sorted(rows, key=lambda r: r.time)])
+        return len(rows)
 
     def _write_loop(self) -> None:
         while True:
-            first = self._queue.get()
-            batch = [first]
-            while len(batch) < 256:
+            batch = [self._queue.get()]
+            while len(batch) < BATCH:
                 try:
                     batch.append(self._queue.get_nowait())
                 except queue.Empty:
                     break
-            events = [e for e in batch if e is not None]
+            written = [e for e in batch if e is not None]
             try:
-                if events:
-                    self._write(events)
-            except sqlite3.Error:
-                self.failures += len(events)
-                log.exception("could not write %d audit events to %s", len(events), self.path)
+                if written:
+                    with self._engine_now().begin() as db:
+                        self._write(db, written)
+            except SQLAlchemyError as exc:
+                self.failures += len(written)
+                log.error("could not write %d audit events to %s: %s", len(written), self.name, reason(exc),
+                          exc_info=exc)
             finally:
                 for _ in batch:
                     self._queue.task_done()
-            if any(e is None for e in batch):
+            if len(written) < len(batch):  # the None that close() sends: everything before it is written
                 return
 
-    def _write(self, events: Sequence[AuditEvent]) -> None:
-        db = self._db
-        if db is None:
-            raise sqlite3.OperationalError("the audit log is closed")
-        with db:
-            for e in events:
-                cursor = db.execute(
-                    "INSERT INTO events (request_id, time, key_id, policy, endpoint, direction, decision, blocked_by,"
-                    " latency_ms, text) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (e.request_id, e.time, e.key_id, e.policy, e.endpoint, e.direction, e.decision, e.blocked_by,
-                     e.latency_ms, e.text),
-                )
-                db.executemany(
-                    "INSERT INTO checks (event_id, name, kind, action, outcome, score, threshold, latency_ms, error)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    [(cursor.lastrowid, c["name"], c["kind"], c["action"], c["outcome"], c["score"], c["threshold"],
-                      c["latency_ms"], c["error"]) for c in e.checks],
-                )
-                if e.opens is not None:
-                    db.execute("INSERT INTO pending (token, owner, request_id, time, key_id, policy, endpoint)"
-                               " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                               (e.opens, self.owner, e.request_id, e.time, e.key_id, e.policy, e.endpoint))
-                if e.closes is not None:
-                    db.execute("DELETE FROM pending WHERE token = ?", (e.closes,))
+    def _write(self, db: Connection, batch: Sequence[AuditEvent]) -> None:
+        ids = db.execute(events.insert().returning(events.c.id, sort_by_parameter_order=True),
+                         [e.row() for e in batch]).scalars().all()
+        check_rows = [{"event_id": event_id, "position": position, "name": c["name"], "kind": c["kind"],
+                       "action": c["action"], "outcome": c["outcome"], "score": c["score"],
+                       "threshold": c["threshold"], "latency_ms": c["latency_ms"], "error": c["error"]}
+                      for event_id, e in zip(ids, batch) for position, c in enumerate(e.checks)]
+        if check_rows:
+            db.execute(checks.insert(), check_rows)
+        opened = [{"token": e.opens, "owner": self.owner, "request_id": e.request_id, "time": e.time,
+                   "key_id": e.key_id, "policy": e.policy, "endpoint": e.endpoint} for e in batch if e.opens]
+        if opened:
+            db.execute(pending.insert(), opened)
+        closed = [e.closes for e in batch if e.closes is not None]
+        if closed:
+            db.execute(pending.delete().where(pending.c.token.in_(closed)))
 
-
-def query(path: Path, *, since: float | None = None, until: float | None = None, key_id: str | None = None,
-          decision: str | None = None, direction: str | None = None, check: str | None = None,
-          fired: bool = False, request_id: str | None = None, limit: int = 50) -> list[dict[str, Any]]:
-    """Events, newest first, each with its ``checks``; ``check`` keeps events where that check ran (fired, with
-    ``fired=True``). Answers still pending appear as output events (``id`` None, no checks) with decision
-    ``pending`` while their process lives, ``interrupted`` once it is gone (as the next proxy will record them)."""
-    where, params = [], []
-    for column, value in (("key_id", key_id), ("decision", decision), ("direction", direction), ("request_id", request_id)):
-        if value is not None:
-            where.append(f"e.{column} = ?")
-            params.append(value)
-    if since is not None:
-        where.append("e.time >= ?")
-        params.append(since)
-    if until is not None:
-        where.append("e.time <= ?")
-        params.append(until)
-    if check is not None:
-        condition = "AND c.outcome = 'fired'" if fired else ""
-        where.append(f"EXISTS (SELECT 1 FROM checks c WHERE c.event_id = e.id AND c.name = ? {condition})")
-        params.append(check)
-    elif fired:
-        where.append("EXISTS (SELECT 1 FROM checks c WHERE c.event_id = e.id AND c.outcome = 'fired')")
-    db = connect(path, readonly=True)
-    try:
-        source, source_params = "events", []
-        if db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'pending'").fetchone():
-            owners = path.with_name(path.name + "-owners")
-            dead = [o for (o,) in db.execute("SELECT DISTINCT owner FROM pending") if not is_alive(owners, o)]
-            source = (f"(SELECT {EVENT_COLUMNS} FROM events UNION ALL SELECT NULL, request_id, time, key_id, policy,"
-                      " endpoint, 'output', CASE WHEN owner IN (" + ", ".join("?" * len(dead)) + ") THEN 'interrupted'"
-                      " ELSE 'pending' END, NULL, 0, NULL FROM pending)")
-            source_params = dead
-        sql = (f"SELECT e.* FROM {source} e" + (" WHERE " + " AND ".join(where) if where else "")
-               + " ORDER BY e.time DESC, e.id IS NULL DESC, e.id DESC LIMIT ?")
-        events = [dict(row) for row in db.execute(sql, (*source_params, *params, limit))]
-        for event in events:
-            event["checks"] = [dict(row) for row in db.execute(
-                "SELECT name, kind, action, outcome, score, threshold, latency_ms, error FROM checks WHERE event_id = ? ORDER BY rowid",
-                (event["id"],))] if event["id"] is not None else []
-    finally:
-        db.close()
-    return events

@@ -1,5 +1,6 @@
 """Fixtures for the guardrail proxy: a real OpenAI-compatible stub upstream on loopback, proxies on loopback built
-from a policy text, and a fake classifier bank.
+from a policy text, a fake classifier bank, and real servers in their own processes: ``shieldkit serve``, Debian's
+redis-server and PostgreSQL (on free loopback ports with throwaway data; skipped only when not installed).
 
 The fake bank implements the ``SafetyClassifier`` / ``ClassifierBank`` protocols of ``classifiers/base.py`` with
 trigger words, so proxy tests run on the tiny random Gemma (the committed classifiers need the embedded one).
@@ -7,6 +8,14 @@ trigger words, so proxy tests run on the tiny random Gemma (the committed classi
 
 from __future__ import annotations
 
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
 import threading
 import time
 from collections.abc import Sequence
@@ -184,3 +193,199 @@ def fakes():
     """The fake classifier pieces, for tests that build banks themselves."""
     return type("Fakes", (), {"FakeBank": FakeBank, "TRIGGERS": TRIGGERS, "loader": staticmethod(fake_loader),
                               "scorer": staticmethod(fake_scorer)})
+
+
+# --- real servers: `shieldkit serve` processes, Debian's redis-server and PostgreSQL ------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def wait_until(condition, what: str, timeout: float = 300, process: subprocess.Popen | None = None):
+    """Poll ``condition()`` (errors count as not yet) until it returns something true; fail naming ``what``. The
+    timeout only bounds the wait: a starved machine (CPU given to other work) can take minutes to start workers."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise AssertionError(f"{what}: the process ended ({process.returncode}): {_output(process)}")
+        try:
+            result = condition()
+        except (OSError, httpx.HTTPError):
+            result = None
+        if result:
+            return result
+        time.sleep(0.05)
+    raise AssertionError(f"{what}: not within {timeout:g} s")
+
+
+def logged(command: list[str], **options) -> subprocess.Popen:
+    """Popen with stdout and stderr in a file (a pipe nobody reads could fill and stall the server)."""
+    log = tempfile.TemporaryFile(mode="w+")
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, text=True, **options)
+    process.log = log
+    return process
+
+
+def _output(process: subprocess.Popen) -> str:
+    process.log.seek(0)
+    return process.log.read()[-4000:]
+
+
+def stop_process(process: subprocess.Popen, signum: int = signal.SIGTERM) -> None:
+    if process.poll() is None:
+        process.send_signal(signum)
+        try:
+            process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
+@pytest.fixture
+def serve():
+    """serve(*arguments, env={...}) -> (process, base URL): ``shieldkit serve`` on a free loopback port, ready
+    (``/readyz`` 200); stopped with SIGTERM afterwards (or by the test)."""
+    started: list[subprocess.Popen] = []
+
+    def start(*arguments: str, env: dict[str, str] | None = None, ready: bool = True):
+        port = free_port()
+        command = [sys.executable, "-m", "shieldkit", "serve", "--port", str(port), "--log-level", "warning", *arguments]
+        process = logged(command, env={**os.environ, "SHIELDKIT_PROGRESS": "0", **(env or {})})
+        started.append(process)
+        url = f"http://127.0.0.1:{port}"
+        if ready:
+            wait_until(lambda: httpx.get(url + "/readyz").status_code == 200, f"shieldkit serve {arguments}",
+                       process=process)
+        return process, url
+
+    start.free_port, start.wait_until = free_port, wait_until  # for the tests that use it
+    yield start
+    for process in started:
+        stop_process(process)
+
+
+class RedisServer:
+    """Debian's redis-server on a free loopback port, no persistence, its files in ``directory``."""
+
+    def __init__(self, binary: str, directory: Path) -> None:
+        self.binary, self.directory, self.port = binary, directory, free_port()
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> RedisServer:
+        self.process = logged([self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                               "--appendonly", "no", "--dir", str(self.directory), "--daemonize", "no"])
+        wait_until(self._pong, "redis-server", timeout=30, process=self.process)
+        return self
+
+    def _pong(self) -> bool:
+        with socket.create_connection(("127.0.0.1", self.port), timeout=1) as connection:
+            connection.sendall(b"PING\r\n")
+            return connection.recv(16).startswith(b"+PONG")
+
+    def kill(self) -> None:
+        if self.process is not None:
+            stop_process(self.process, signal.SIGKILL)
+            self.process = None
+
+
+@pytest.fixture
+def redis_server(tmp_path_factory):
+    """A started RedisServer (``.url``, ``.kill()``, ``.start()`` again on the same port), stopped afterwards."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("redis-server is not installed (Debian package redis-server; `make servers` installs it)")
+    server = RedisServer(binary, tmp_path_factory.mktemp("redis")).start()
+    yield server
+    server.kill()
+
+
+class PostgresServer:
+    """Debian's PostgreSQL: a throwaway cluster (initdb) on a free loopback port, trust authentication for its one
+    user, no Unix socket, no fsync. As root the server runs as the ``postgres`` user (it refuses root)."""
+
+    def __init__(self, bindir: Path, directory: Path, user: str | None) -> None:
+        self.bindir, self.directory, self.user, self.port = bindir, directory, user, free_port()
+        self.process: subprocess.Popen | None = None
+        self._databases = 0
+
+    def _run(self, *command: str) -> subprocess.Popen:
+        return logged(list(command), user=self.user, group=self.user, extra_groups=[] if self.user else None,
+                      cwd=self.directory)
+
+    def start(self) -> PostgresServer:
+        data = self.directory / "data"
+        initdb = self._run(str(self.bindir / "initdb"), "-D", str(data), "-U", "shieldkit", "--auth=trust",
+                           "--no-locale", "-E", "UTF8", "--no-sync")
+        if initdb.wait(timeout=120) != 0:
+            raise AssertionError(f"initdb failed: {_output(initdb)}")
+        self.process = self._run(str(self.bindir / "postgres"), "-D", str(data), "-p", str(self.port),
+                                 "-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=",
+                                 "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off")
+        wait_until(lambda: self._connect("postgres"), "postgres", timeout=60, process=self.process)
+        return self
+
+    def url(self, database: str = "postgres") -> str:
+        return f"postgresql://shieldkit@127.0.0.1:{self.port}/{database}"
+
+    def _connect(self, database: str):
+        import psycopg
+
+        try:
+            with psycopg.connect(self.url(database), connect_timeout=2, autocommit=True) as connection:
+                return connection.execute("SELECT 1").fetchone() == (1,)
+        except psycopg.OperationalError:
+            return False
+
+    def new_database(self) -> str:
+        """A fresh, empty database; its URL."""
+        import psycopg
+
+        self._databases += 1
+        name = f"test_{self._databases}"
+        with psycopg.connect(self.url(), autocommit=True) as connection:
+            connection.execute(f"CREATE DATABASE {name}")
+        return self.url(name)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            stop_process(self.process, signal.SIGINT)  # the fast shutdown
+            self.process = None
+
+
+def _postgres_bindir() -> Path | None:
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parts[-3]))
+    if found:
+        return found[-1].parent
+    initdb = shutil.which("initdb")
+    return Path(initdb).parent if initdb else None
+
+
+@pytest.fixture(scope="session")
+def postgres_server(tmp_path_factory):
+    """One throwaway PostgreSQL for the session; tests take databases of it with ``new_database()``."""
+    bindir = _postgres_bindir()
+    if bindir is None or not (bindir / "postgres").exists():
+        pytest.skip("PostgreSQL is not installed (Debian package postgresql; `make servers` installs it)")
+    if os.geteuid() == 0:  # the server refuses root; its files go where the postgres user may write
+        try:
+            pwd.getpwnam("postgres")
+        except KeyError:
+            pytest.skip("running as root, and there is no postgres user to run PostgreSQL as")
+        directory, user = Path(tempfile.mkdtemp(prefix="shieldkit-test-pg-")), "postgres"
+        shutil.chown(directory, user, user)
+    else:
+        directory, user = tmp_path_factory.mktemp("postgres"), None
+    server = PostgresServer(bindir, directory, user)
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+        if user is not None:
+            shutil.rmtree(directory)
