@@ -18,7 +18,6 @@ import numpy as np
 from shieldkit.classifiers.corpus import EVERYDAY_SOURCES, Corpus, build_corpus
 from shieldkit.classifiers.registry import POLICY_ROOT
 
-CARRIED = 1200  # rows added by default (the committed defaults use none: see defaults.py)
 MIN_CARRIER_CHARS = 200  # shorter benign rows are messages, not documents
 MAX_PAYLOAD_CHARS = 400  # longer injection rows are documents themselves
 ORIGIN = "augmented/carried-injection"
@@ -47,7 +46,7 @@ def insert(document: str, payload: str, rng: np.random.Generator) -> str:
     return joiner.join(part for part in (before, payload.strip(), after) if part)
 
 
-def carry_injections(corpus: Corpus, seed: int = 0, count: int = CARRIED, policy: str = "prompt_injection") -> Corpus:
+def carry_injections(corpus: Corpus, seed: int, count: int, policy: str = "prompt_injection") -> Corpus:
     """``corpus`` plus ``count`` injection rows carried inside benign documents (unchanged when either is missing)."""
     column = corpus.policies.index(policy)
     train = corpus.subset("train")
@@ -68,8 +67,9 @@ def carry_injections(corpus: Corpus, seed: int = 0, count: int = CARRIED, policy
     )
 
 
-def training_corpus(data_root: str | Path, examples_root: str | Path = POLICY_ROOT, seed: int = 0,
-                    carried: int = CARRIED) -> Corpus:
-    """The corpus plus ``carried`` carried injections (0: the corpus as built)."""
+def training_corpus(data_root: str | Path, examples_root: str | Path = POLICY_ROOT, seed: int = 0, *,
+                    carried: int) -> Corpus:
+    """The corpus plus ``carried`` carried injections (0: the corpus as built); the defaults' count is
+    ``defaults.DEFAULT_CARRIED``."""
     corpus = build_corpus(data_root, examples_root, seed)
     return carry_injections(corpus, seed, carried) if carried else corpus

@@ -15,8 +15,8 @@ from shieldkit.classifiers.safety_training import SafetyTrainingConfig, train_sa
 
 # The settings the committed safety model was trained with (one epoch over 27,878 rows on 2 CPU cores): each
 # row's first window only and no carried injections. Four windows per row with 1,200 carried injections and
-# the larger team example set was trained and measured too (BENCHMARKS.md, run 3) and not shipped: it flagged
-# two of the everyday test messages.
+# the larger team example set was trained and measured too (BENCHMARKS.md, runs 3 and 4, branch issue-9-run4)
+# and not shipped: each flagged everyday test messages.
 DEFAULT_TRAINING = SafetyTrainingConfig(epochs=1, max_tokens=96, max_windows=1, fpr_budget=0.01, seed=0)
 DEFAULT_CARRIED = 0  # carried injections (augment.py) in the defaults' corpus
 

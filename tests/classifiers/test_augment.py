@@ -42,7 +42,7 @@ def test_carried_rows_take_the_injection_labels_and_stay_in_train(toy_corpus):
 
 
 def test_carrying_needs_documents(toy_corpus):
-    assert carry_injections(toy_corpus, count=10) is toy_corpus  # no benign row is long enough to carry one
+    assert carry_injections(toy_corpus, seed=0, count=10) is toy_corpus  # no benign row is long enough to carry one
 
 
 def test_training_reads_at_most_max_windows_per_row(tiny_runtime):
