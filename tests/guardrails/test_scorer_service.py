@@ -274,3 +274,22 @@ async def test_the_scheduler_tells_the_runner_whether_a_batch_holds_admitted_wor
     await scheduler.submit(["input text"])
     await scheduler.submit(["output text"], admitted=True)
     assert seen == [(["input text"], False), (["output text"], True)]
+
+
+def test_serve_classifiers_refuses_bad_input_with_one_line(tmp_path, capsys):
+    from shieldkit.cli import main
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("policies:\n  default:\n    outptu: []\n")
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("policies:\n  default:\n    input:\n      - {name: words, kind: words, words: [zzz]}\n")
+    for argv, message in ((["--policy", str(bad)], "line 3"), (["--policy", str(rules)], "nothing to serve"),
+                          (["--port", "0"], "--port must be between 1 and 65535")):
+        assert main(["serve-classifiers", *argv]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and message in err, err
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        assert main(["serve-classifiers", "--port", str(busy.getsockname()[1])]) == 2
+    assert "cannot listen on 127.0.0.1" in capsys.readouterr().err
