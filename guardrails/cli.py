@@ -25,14 +25,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     serve.add_argument("--policy", type=Path, help="policy YAML file (default: the packaged default policy)")
     serve.add_argument("--upstream", help="an OpenAI-compatible base URL, e.g. http://localhost:8000/v1 (default: the embedded Gemma)")
-    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
-    serve.add_argument("--workers", type=int, default=1, help="worker processes (each loads its own models unless "
-                       "--scorer-url is given; with rate-limited keys they need a shared --rate-limit-storage)")
-    serve.add_argument("--rate-limit-storage", metavar="URI", help="where rate limits are counted: memory:// (default, "
-                       "this process) or a storage all workers share, e.g. redis://localhost:6379")
     serve.add_argument("--scorer-url", metavar="URL", help="a classifier scorer service (`shieldkit serve-classifiers`) "
                        "to ask instead of loading the classifiers in every worker, e.g. http://localhost:8001")
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    serve.add_argument("--workers", type=int, default=1, help="worker processes (each loads its own models; with "
+                       "rate-limited keys they need a shared --rate-limit-storage)")
+    serve.add_argument("--rate-limit-storage", metavar="URI", help="where rate limits are counted: memory:// (default, "
+                       "this process) or a storage all workers share, e.g. redis://localhost:6379")
     serve.add_argument("--audit", type=Path, metavar="FILE", help="audit log SQLite file (default: ~/.local/state/shieldkit/audit.sqlite3)")
     serve.add_argument("--no-audit", action="store_true", help="do not write an audit log")
     serve.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error"])
@@ -88,9 +88,7 @@ def run_serve(args: argparse.Namespace) -> int:
                   model=settings_from_args(args), workers=args.workers)
     if args.rate_limit_storage is not None:
         values["rate_limit_storage"] = args.rate_limit_storage
-    if args.scorer_url is not None:
-        values["scorer_url"] = args.scorer_url
-    settings = ProxySettings.create(**values)
+    settings = ProxySettings.create(**values, scorer_url=args.scorer_url)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.workers > 1:
         return _serve_workers(args, settings)
@@ -127,10 +125,11 @@ def _serve_workers(args: argparse.Namespace, settings) -> int:
     env = {"SHIELDKIT_PROXY_POLICY": settings.policy, "SHIELDKIT_PROXY_UPSTREAM": settings.upstream,
            "SHIELDKIT_PROXY_WORKERS": settings.workers, "SHIELDKIT_PROXY_RATE_LIMIT_STORAGE": settings.rate_limit_storage,
            "SHIELDKIT_PROXY_AUDIT": str(settings.audit).lower(), "SHIELDKIT_PROXY_AUDIT_PATH": settings.audit_path,
-           "SHIELDKIT_PROXY_SCORER_URL": settings.scorer_url,
            "SHIELDKIT_MODEL": settings.model.model, "SHIELDKIT_DTYPE": settings.model.dtype,
            "SHIELDKIT_DEVICE": settings.model.device}
     os.environ.update({key: str(value) for key, value in env.items() if value is not None})
+    if settings.scorer_url is not None:  # the workers ask the scorer service too
+        os.environ["SHIELDKIT_PROXY_SCORER_URL"] = settings.scorer_url
     uvicorn.run("shieldkit.guardrails.app:app_from_env", factory=True, host=args.host, port=args.port,
                 workers=args.workers, log_level=args.log_level)
     return 0
