@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
 NOT_APPLIED = {"kustomization.yaml", "secret.example.yaml"}  # the Secret is created by hand (see its comments)
 # Settings of issue 13's items 1-3 (branch issue-13a), named by the manifests before that branch is merged here.
-PENDING_SETTINGS = {"SHIELDKIT_PROXY_AUDIT_URL"}
+PENDING_SETTINGS = {"SHIELDKIT_PROXY_AUDIT_URL", "SHIELDKIT_PROXY_REDIS_URL"}
 
 
 def documents() -> list[tuple[str, dict]]:
@@ -93,7 +93,7 @@ def test_services_select_their_pods_and_the_proxy_finds_each_backend():
     env = {item["name"]: item.get("value") for item in container("shieldkit-proxy")["env"]}
     scorer = resource("Service", "shieldkit-scorer")
     assert env["SHIELDKIT_PROXY_SCORER_URL"] == f"http://shieldkit-scorer:{scorer['spec']['ports'][0]['port']}"
-    assert env["SHIELDKIT_PROXY_RATE_LIMIT_STORAGE"].startswith("redis://shieldkit-redis:6379")
+    assert env["SHIELDKIT_PROXY_REDIS_URL"].startswith("redis://shieldkit-redis:6379")
     secret = resource("Secret", "shieldkit-secrets")["stringData"]
     assert "@shieldkit-postgres:5432/shieldkit" in secret["audit-url"]
     hpa, pdb = resource("HorizontalPodAutoscaler", "shieldkit-proxy"), resource("PodDisruptionBudget", "shieldkit-proxy")
