@@ -20,6 +20,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "shieldkit.model.cli",
     "shieldkit.classifiers.cli",
     "shieldkit.guardrails.cli",
+    "shieldkit.guardrails.scoring.cli",
     "shieldkit.debugger.cli",
     "shieldkit.ui.cli",
 )

@@ -25,6 +25,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     serve.add_argument("--policy", type=Path, help="policy YAML file (default: the packaged default policy)")
     serve.add_argument("--upstream", help="an OpenAI-compatible base URL, e.g. http://localhost:8000/v1 (default: the embedded Gemma)")
+    serve.add_argument("--scorer-url", metavar="URL", help="a classifier scorer service (`shieldkit serve-classifiers`) "
+                       "to ask instead of loading the classifiers in every worker, e.g. http://localhost:8001")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000, help="port (default 8000)")
     serve.add_argument("--workers", type=int, default=1, help="worker processes (each loads its own models; with "
@@ -93,7 +95,7 @@ def run_serve(args: argparse.Namespace) -> int:
     values = dict(policy=args.policy, upstream=args.upstream, audit_path=args.audit, audit_url=args.audit_url,
                   audit=False if args.no_audit else None, model=settings_from_args(args), workers=args.workers,
                   redis_url=args.redis_url, rate_limit_storage=args.rate_limit_storage,
-                  rate_limit_fail_open=True if args.rate_limit_fail_open else None)
+                  rate_limit_fail_open=True if args.rate_limit_fail_open else None, scorer_url=args.scorer_url)
     settings = ProxySettings.create(**values)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.workers > 1:
@@ -141,6 +143,8 @@ def _serve_workers(args: argparse.Namespace, settings) -> int:
            "SHIELDKIT_MODEL": settings.model.model, "SHIELDKIT_DTYPE": settings.model.dtype,
            "SHIELDKIT_DEVICE": settings.model.device}
     os.environ.update({key: str(value) for key, value in env.items() if value is not None})
+    if settings.scorer_url is not None:  # the workers ask the scorer service too
+        os.environ["SHIELDKIT_PROXY_SCORER_URL"] = settings.scorer_url
     uvicorn.run("shieldkit.guardrails.app:app_from_env", factory=True, host=args.host, port=args.port,
                 workers=args.workers, log_level=args.log_level)
     return 0

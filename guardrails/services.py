@@ -1,6 +1,7 @@
-"""What one app instance owns, wired in dependency order: the classifier scorer before the guards that ask it,
-then keys and rate limits, the audit log and its recorder, and the start-up that loads the models. Each part keeps
-its own state and lifecycle; ``start`` and ``aclose`` only call them in order. Built by ``create_app``."""
+"""What one app instance owns, wired in dependency order: the classifier scorer (in-process, or the client of the
+scorer service) before the guards that ask it, then keys and rate limits, the audit log and its recorder, and the
+start-up that loads the models. Each part keeps its own state and lifecycle; ``start`` and ``aclose`` only call them
+in order. Built by ``create_app``."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ from shieldkit.guardrails.ops.ratelimit import RateLimits
 from shieldkit.guardrails.ops.recorder import AuditRecorder
 from shieldkit.guardrails.ops.startup import Startup
 from shieldkit.guardrails.policy import LoadedPolicies, build_guards
-from shieldkit.guardrails.scoring import BankLoader, ClassifierScorer, ScoringOptions
+from shieldkit.guardrails.scoring import BankLoader, ClassifierScorer, ManagedScorer, ScoringOptions
+from shieldkit.guardrails.scoring.remote import RemoteScorer
 from shieldkit.guardrails.settings import ProxySettings
 from shieldkit.guardrails.upstream import Upstream
 
@@ -28,14 +30,25 @@ def scoring_options(settings: ProxySettings) -> ScoringOptions:
                           cache_size=settings.classifier_cache_size)
 
 
+def build_scorer(settings: ProxySettings, policies: LoadedPolicies, bank_loader: BankLoader | None,
+                 metrics: Metrics) -> ManagedScorer:
+    """The in-process scorer, or the client of the scorer service when ``scorer_url`` names one."""
+    if settings.scorer_url is None:
+        return ClassifierScorer.for_policies(policies, scoring_options(settings), loader=bank_loader, observer=metrics)
+    key = settings.scorer_api_key.get_secret_value() if settings.scorer_api_key else None
+    return RemoteScorer.for_policies(policies, settings.scorer_url, options=scoring_options(settings), api_key=key,
+                                     timeout=settings.resolved_scorer_timeout,
+                                     connect_timeout=settings.scorer_connect_timeout, retries=settings.scorer_retries,
+                                     observer=metrics)
+
+
 class Services:
     def __init__(self, settings: ProxySettings, policies: LoadedPolicies, *, runtime: GemmaRuntime | None = None,
                  bank_loader: BankLoader | None = None, upstream: Upstream | None = None) -> None:
         self.settings = settings
         self.policies = policies
         self.metrics = Metrics()
-        self.scorer = ClassifierScorer.for_policies(policies, scoring_options(settings), loader=bank_loader,
-                                                    observer=self.metrics)
+        self.scorer = build_scorer(settings, policies, bank_loader, self.metrics)
         self.guards = build_guards(policies, BuildContext(policies.base_dir, self.scorer),
                                    timeout_s=settings.check_timeout, observer=self.metrics)
         self.keys = {key.sha256: key for key in policies.file.keys}

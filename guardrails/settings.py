@@ -82,6 +82,14 @@ class ProxySettings(BaseSettings):
     public_docs_and_metrics: bool = False
     # Processes serving this app (`shieldkit serve --workers` sets it); more than one needs a shared rate-limit storage.
     workers: int = Field(1, ge=1)
+    # --- the classifier scorer as a service (`shieldkit serve-classifiers`) ---
+    # Its base URL, e.g. http://shieldkit-scorer:8001. None: the classifiers run in this process.
+    scorer_url: str | None = None
+    scorer_api_key: SecretStr | None = None  # bearer token it asks for (its SHIELDKIT_SCORER_API_KEY)
+    scorer_connect_timeout: float = Field(2.0, gt=0)  # seconds to connect before the batch's checks fail
+    # Seconds to wait for its answer before the batch's checks fail (their on_error applies). None: 2/3 of check_timeout
+    scorer_timeout: float | None = Field(None, gt=0)
+    scorer_retries: int = Field(2, ge=0, le=10)  # failed connection attempts retried (a sent request never is)
 
     @field_validator("upstream")
     @classmethod
@@ -91,6 +99,16 @@ class ProxySettings(BaseSettings):
         value = value.strip().rstrip("/")
         if not value.startswith(("http://", "https://")):
             raise ValueError(f"must be an http:// or https:// URL such as http://localhost:8000/v1, got {value!r}")
+        return value
+
+    @field_validator("scorer_url")
+    @classmethod
+    def _scorer_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        value = value.strip().rstrip("/")
+        if not value.startswith(("http://", "https://")):
+            raise ValueError(f"must be an http:// or https:// URL such as http://shieldkit-scorer:8001, got {value!r}")
         return value
 
     @field_validator("rate_limit_storage")
@@ -147,6 +165,17 @@ class ProxySettings(BaseSettings):
             raise ValueError(f"classifier_queue_wait ({self.classifier_queue_wait:g} s) must be below check_timeout "
                              f"({self.check_timeout:g} s), or queued checks time out instead of getting 429")
         return self
+
+    @model_validator(mode="after")
+    def _scorer_timeout_below_check_timeout(self) -> ProxySettings:
+        if self.scorer_timeout is not None and self.scorer_timeout >= self.check_timeout:
+            raise ValueError(f"scorer_timeout ({self.scorer_timeout:g} s) must be below check_timeout "
+                             f"({self.check_timeout:g} s), or checks time out before the scorer service's answer")
+        return self
+
+    @property
+    def resolved_scorer_timeout(self) -> float:
+        return self.scorer_timeout if self.scorer_timeout is not None else self.check_timeout * 2 / 3
 
     @property
     def resolved_queue_wait(self) -> float:

@@ -19,7 +19,7 @@ from shieldkit.guardrails.upstream import Upstream
 
 if TYPE_CHECKING:
     from shieldkit.guardrails.ops.metrics import Metrics
-    from shieldkit.guardrails.scoring import ClassifierScorer
+    from shieldkit.guardrails.scoring import ManagedScorer
     from shieldkit.model.runtime import GemmaRuntime
 
 log = logging.getLogger("shieldkit.guardrails")
@@ -50,7 +50,7 @@ def http_upstream(settings: ProxySettings) -> Upstream | None:
 
 
 class Startup:
-    def __init__(self, settings: ProxySettings, scorer: ClassifierScorer, metrics: Metrics, *,
+    def __init__(self, settings: ProxySettings, scorer: ManagedScorer, metrics: Metrics, *,
                  runtime: GemmaRuntime | None = None, upstream: Upstream | None = None) -> None:
         self.settings = settings
         self.scorer = scorer

@@ -42,6 +42,22 @@ class ClassifierUse:
         return f"{self.policy}/{self.direction}/{self.check}"
 
 
+def classifier_uses(policies) -> list[ClassifierUse]:
+    """Every classifier check of a loaded policy file (a ``LoadedPolicies``), in file order."""
+    return [ClassifierUse(config.classifier, policy, direction, config.name, config.threshold, config.on_error == "block")
+            for policy, direction, config in policies.classifier_checks()]
+
+
+def safety_model_loader(folder: Path) -> BankLoader:
+    """A bank loader whose heads read the safety model saved in ``folder`` instead of the committed one (a
+    retrained safety model, or one made for another base Gemma such as the tiny test model)."""
+
+    def load_bank(refs: Sequence[str], runtime) -> ClassifierBank:
+        return classifiers.load_bank(refs, runtime, safety=classifiers.load_safety_model(runtime, folder))
+
+    return load_bank
+
+
 @dataclass
 class LoadPlan:
     """Which classifiers to load, decided before anything loads. A classifier is keyed by its resolved folder."""

@@ -15,6 +15,12 @@ an empty queue is always admitted, however big, and texts another job already wa
 classifier checks of one request ask for the same texts). ``admitted`` jobs (output checks of requests that were
 let in) may use twice the bound, so an answer already generated is rarely lost to a full queue.
 
+The batch runner may fail a batch with ``Overloaded`` or ``CheckUnavailable`` (the scorer service answering 429,
+or unreachable): its jobs get that exception as it is, so a remote queue-full is still a 429 and an outage still a
+clean check error. With ``tell_admitted`` the runner is called as ``run_batch(texts, admitted)``, ``admitted``
+saying whether any job in the batch was admitted (the scorer-service client forwards it, so the service gives
+those texts the same extra room).
+
 Built on asyncio primitives only (a future per job, a drainer task started on demand, ``collections.deque``).
 """
 
@@ -32,13 +38,14 @@ from shieldkit.guardrails.checks.base import CheckUnavailable, Overloaded
 
 log = logging.getLogger("shieldkit.guardrails")
 Row = Mapping[str, float]  # one text's score under every head
-RunBatch = Callable[[list[str]], Awaitable[list[Row]]]
+RunBatch = Callable[..., Awaitable[list[Row]]]  # (texts) -> one row per text; (texts, admitted) with tell_admitted
 
 
 @dataclass(eq=False)
 class _Job:
     texts: list[str]  # distinct
     future: asyncio.Future = field(repr=False)
+    admitted: bool = False
     turns: deque[str] = field(init=False)  # the job's texts in the order its turns take them
     taken: set[str] = field(default_factory=set)  # texts in a batch already (taken on this job's turn or another's)
     rows: dict[str, Row] = field(default_factory=dict)
@@ -67,10 +74,12 @@ class SchedulerStats:
 
 class FairScheduler:
     def __init__(self, run_batch: RunBatch, *, window_s: float = 0.003, max_batch: int = 8, per_job: int = 1,
-                 max_queued: int = 128, max_wait_s: float = 10.0, on_batch: Callable[[int], None] | None = None) -> None:
+                 max_queued: int = 128, max_wait_s: float = 10.0, on_batch: Callable[[int], None] | None = None,
+                 tell_admitted: bool = False) -> None:
         if min(max_batch, per_job, max_queued) < 1:
             raise ValueError("max_batch, per_job and max_queued must be at least 1")
         self.run_batch = run_batch
+        self.tell_admitted = tell_admitted
         self.window_s = window_s
         self.max_batch = max_batch
         self.per_job = per_job
@@ -99,7 +108,7 @@ class FairScheduler:
             return []
         self._admit(sum(text not in self._wanted for text in distinct), admitted)
         loop = asyncio.get_running_loop()
-        job = _Job(distinct, loop.create_future())
+        job = _Job(distinct, loop.create_future(), admitted)
         job.future.add_done_callback(lambda future: self._forget(job) if future.cancelled() else None)
         for text in distinct:
             self._wanted.setdefault(text, []).append(job)
@@ -166,12 +175,19 @@ class FairScheduler:
         jobs = {job for waiting in batch.values() for job in waiting}
         started = time.perf_counter()
         try:
-            rows = await self.run_batch(texts)
+            if self.tell_admitted:
+                rows = await self.run_batch(texts, any(job.admitted for job in jobs))
+            else:
+                rows = await self.run_batch(texts)
             if len(rows) != len(texts):
                 raise RuntimeError(f"scored {len(rows)} texts of a batch of {len(texts)}")
         except asyncio.CancelledError:  # shutdown
             self._fail(jobs, CheckUnavailable("the classifier scorer is shut down"))
             raise
+        except (Overloaded, CheckUnavailable) as exc:  # the scorer service's 429, or it cannot be reached: as they are
+            log.warning("a batch of %d texts was not scored: %s", len(texts), exc)
+            self._fail(jobs, exc)
+            return
         except Exception as exc:  # every job in the batch fails; its check applies on_error (block by default)
             log.exception("classifier scoring failed on a batch of %d texts", len(texts))
             self._fail(jobs, RuntimeError(f"classifier scoring failed: {exc}"))

@@ -25,44 +25,13 @@ from cachetools import LRUCache
 from shieldkit.errors import ConfigError
 from shieldkit.guardrails.checks.base import CheckUnavailable
 from shieldkit.guardrails.scoring import bank as link
+from shieldkit.guardrails.scoring.protocol import Head, HeadScores
 from shieldkit.guardrails.scoring.scheduler import FairScheduler, Row
 
 if TYPE_CHECKING:
     from shieldkit.guardrails.policy import LoadedPolicies
 
 log = logging.getLogger("shieldkit.guardrails")
-
-
-@dataclass(frozen=True)
-class Head:
-    """A classifier as a check asks for it: its key in the load plan, and the check's own threshold, if any."""
-
-    key: str
-    threshold: float | None = None
-
-
-@dataclass(frozen=True)
-class HeadScores:
-    head: str  # the classifier's category (hate, violence, ...)
-    scores: list[float]  # per text
-    threshold: float  # the one the scores were judged by
-
-    @property
-    def flagged(self) -> list[bool]:
-        return [score >= self.threshold for score in self.scores]
-
-
-class Scorer(Protocol):
-    def head(self, ref: str, threshold: float | None = None) -> Head:
-        """The head a policy's ``classifier:`` reference names (resolved when the scorer was planned)."""
-
-    def heads_for(self, policy: str) -> list[Head]:
-        """The heads a guardrail policy's classifier checks use (``/v1/moderations`` answers with them)."""
-
-    async def score(self, texts: Sequence[str], heads: Sequence[Head], *, admitted: bool = False) -> list[HeadScores]:
-        """One result per head. Raises ``CheckUnavailable`` for a head that did not load, ``Overloaded`` when
-        the queue is full (``admitted``: the request was let in before, e.g. its output checks), anything else on
-        a scoring failure."""
 
 
 class ScoringObserver(Protocol):
@@ -102,9 +71,7 @@ class ClassifierScorer:
     def for_policies(cls, policies: LoadedPolicies, options: ScoringOptions = ScoringOptions(), *,
                      loader: link.BankLoader | None = None, observer: ScoringObserver | None = None) -> ClassifierScorer:
         """The scorer of every classifier check in a policy file."""
-        uses = [link.ClassifierUse(config.classifier, policy, direction, config.name, config.threshold,
-                                   config.on_error == "block") for policy, direction, config in policies.classifier_checks()]
-        return cls(uses, policies.base_dir, source=policies.source, options=options, loader=loader, observer=observer)
+        return cls(link.classifier_uses(policies), policies.base_dir, source=policies.source, options=options, loader=loader, observer=observer)
 
     @property
     def needs_model(self) -> bool:
@@ -163,13 +130,20 @@ class ClassifierScorer:
                 chosen.setdefault(key, Head(key, use.threshold))
         return list(chosen.values()) or [Head(key) for key in loaded]
 
+    def unavailable_reason(self, head: Head) -> str | None:
+        """Why ``head`` cannot be scored, or None when it can."""
+        if head.key in self._unavailable:
+            return self._unavailable[head.key]
+        if self._loaded is None or head.key not in self._loaded.names:
+            return f"classifier {head.key!r} is not loaded"
+        return None
+
     async def score(self, texts: Sequence[str], heads: Sequence[Head], *, admitted: bool = False) -> list[HeadScores]:
         loaded = self._loaded
         for head in heads:
-            if head.key in self._unavailable:
-                raise CheckUnavailable(self._unavailable[head.key])
-            if loaded is None or head.key not in loaded.names:
-                raise CheckUnavailable(f"classifier {head.key!r} is not loaded")
+            reason = self.unavailable_reason(head)
+            if reason is not None:
+                raise CheckUnavailable(reason)
         rows = await self._rows(list(texts), admitted) if texts else []
         results = []
         for head in heads:

@@ -15,6 +15,7 @@ from shieldkit.guardrails.api.openapi import errors
 router = APIRouter(tags=["operations"])
 READINESS = {"type": "object", "required": ["status"], "properties": {
     "status": {"enum": ["loading", "ready", "failed"]}, "upstream": {"type": ["string", "null"]},
+    "scorer": {"type": "string", "description": "in-process, or the scorer service's URL"},
     "classifiers": {"type": "object"}, "unavailable_classifiers": {"type": "object"}, "error": {"type": "string"}}}
 
 
@@ -30,7 +31,7 @@ async def healthz():
 async def readyz(services: ServicesDep):
     startup, scorer = services.startup, services.scorer
     body = {"status": startup.state, "upstream": startup.upstream.name if startup.upstream else None,
-            "classifiers": scorer.available, "unavailable_classifiers": scorer.unavailable}
+            "scorer": services.settings.scorer_url or "in-process", "classifiers": scorer.available, "unavailable_classifiers": scorer.unavailable}
     if startup.state == "failed":
         body["error"] = startup.error
     return JSONResponse(body, status_code=200 if startup.state == "ready" else 503)
