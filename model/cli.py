@@ -97,6 +97,7 @@ def run_model_info(args: argparse.Namespace) -> int:
         ("device", info.device),
         ("decode", f"{info.decode} (SHIELDKIT_DECODE)"),
         ("chat format", f"{info.chat_format} (SHIELDKIT_CHAT_FORMAT)"),
+        ("classifier precision", f"{info.classifier_precision} (SHIELDKIT_CLASSIFIER_PRECISION)"),
         ("load time", f"{info.load_seconds:.2f} s"),
     ]
     width = max(len(key) for key, _ in rows)

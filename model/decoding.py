@@ -18,14 +18,13 @@ the float model with gradients, which the int8 copy never replaces or modifies.
 
 from __future__ import annotations
 
-import copy
-import warnings
 from typing import Any, Literal
 
 import torch
 from torch import nn
 
 from shieldkit.errors import ConfigError
+from shieldkit.model.quantize import describe, int8_capable, int8_copy, quantize_linear
 
 DecodeMode = Literal["reference", "int8-head", "int8"]
 SHORTLIST = 64  # output-projection rows re-scored in float32 per step (64 x 640 multiply-adds: nothing)
@@ -35,15 +34,14 @@ def resolve_mode(requested: str, model: nn.Module) -> DecodeMode:
     """``auto`` -> int8-head for a float32 model on the CPU (the only place the int8 kernels run), else reference.
     (int8-head keeps greedy text; ``int8`` stays opt-in until bench/runtime.py has measured its speed and drift.)
     An explicit int8 mode on another dtype or device is refused, naming the setting."""
-    parameter = next(model.parameters())
-    int8_ok = parameter.device.type == "cpu" and parameter.dtype == torch.float32
+    int8_ok = int8_capable(model)
     if requested == "auto":
         return "int8-head" if int8_ok else "reference"
     if requested not in ("reference", "int8-head", "int8"):
         raise ConfigError(f"decode (SHIELDKIT_DECODE) must be auto, reference, int8-head or int8, got {requested!r}")
     if requested != "reference" and not int8_ok:
         raise ConfigError(f"decode (SHIELDKIT_DECODE) {requested!r} needs a float32 model on the CPU; this one is "
-                          f"{str(parameter.dtype).removeprefix('torch.')} on {parameter.device.type}")
+                          f"{describe(model)}")
     return requested
 
 
@@ -78,7 +76,7 @@ class Int8Step:
 
     def __init__(self, model: nn.Module, *, int8_layers: bool, shortlist: int = SHORTLIST) -> None:
         self.mode: DecodeMode = "int8" if int8_layers else "int8-head"
-        self.decoder = _int8_copy(model.model) if int8_layers else model.model
+        self.decoder = int8_copy(model.model) if int8_layers else model.model
         cap = getattr(model.config, "final_logit_softcapping", None)
         self.head = Int8Head(model.lm_head.weight, shortlist=shortlist, softcap=cap)
 
@@ -98,7 +96,7 @@ class Int8Head:
         self.softcap = softcap  # Gemma 2's final logit soft-capping (None for Gemma 1 and 3)
         linear = nn.Linear(weight.shape[1], weight.shape[0], bias=False, device="meta")  # no float allocation
         linear.weight = weight  # the shared parameter: quantization reads it once into packed int8 [V, D]
-        self.linear = _quantize(nn.Sequential(linear))
+        self.linear = quantize_linear(nn.Sequential(linear))
 
     def __call__(self, hidden: torch.Tensor) -> torch.Tensor:
         """hidden [D] float32 -> logits [V] float32 (soft-capped as the model's own head does)."""
@@ -114,23 +112,3 @@ def build_step(mode: DecodeMode, model: nn.Module) -> ReferenceStep | Int8Step:
     if mode == "reference":
         return ReferenceStep(model)
     return Int8Step(model, int8_layers=mode == "int8")
-
-
-def _int8_copy(decoder: nn.Module) -> nn.Module:
-    """A copy of the decoder whose nn.Linear maps are int8; every other parameter and buffer is shared."""
-    memo: dict[int, object] = {id(p): p for p in decoder.parameters()}
-    memo.update({id(b): b for b in decoder.buffers()})
-    return _quantize(copy.deepcopy(decoder, memo))
-
-
-def _quantize(module: nn.Module) -> nn.Module:
-    """Swap ``module``'s nn.Linear children for dynamic int8 ones (fbgemm; per-output-row weight scales).
-
-    torch.ao.quantization warns that it is deprecated in favour of torchao; the pinned torch 2.13 ships it and
-    its kernels, so that one warning is silenced here rather than adding a dependency.
-    """
-    from torch.ao.quantization import per_channel_dynamic_qconfig, quantize_dynamic
-
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=r".*(torch\.ao\.quantization|quantize_per_).*deprecated")
-        return quantize_dynamic(module, {nn.Linear: per_channel_dynamic_qconfig}, dtype=torch.qint8, inplace=True)

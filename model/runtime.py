@@ -39,6 +39,7 @@ class ModelInfo:
     vocab_size: int
     load_seconds: float
     decode: str = "reference"  # how generation decodes: reference | int8-head | int8 (shieldkit.model.decoding)
+    classifier_precision: str = "float32"  # how the classifiers score: float32 | int8 (shieldkit.classifiers.int8)
     chat_format: str = "turns"  # how chat messages are rendered: turns | transcript (shieldkit.model.chat)
 
     def to_dict(self) -> dict[str, Any]:
@@ -52,14 +53,16 @@ class GemmaRuntime:
     implementation) or runs a forward pass holds it; generation takes it per decoding step, so several callers
     interleave instead of queueing behind a whole generation.
 
-    ``decode`` and ``chat_format`` are the settings of the same names (``auto`` resolves here); the int8 decoding
-    copy is built on the first generation, so a process that only classifies never pays for it.
+    ``decode``, ``chat_format`` and ``classifier_precision`` are the settings of the same names (resolved and
+    checked here); the int8 decoding copy is built on the first generation, so a process that only classifies never
+    pays for it (and the classifiers' int8 copy on the first int8 score).
     """
 
     def __init__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, info: ModelInfo, *,
-                 decode: str = "auto", chat_format: str = "auto") -> None:
+                 decode: str = "auto", chat_format: str = "auto", classifier_precision: str = "float32") -> None:
         from shieldkit.model.chat import resolve_chat_format
         from shieldkit.model.decoding import resolve_mode
+        from shieldkit.model.quantize import resolve_classifier_precision
 
         self.model = model.eval().requires_grad_(False)  # frozen base: gradients flow only to inputs or adapters
         self.tokenizer = tokenizer
@@ -67,7 +70,8 @@ class GemmaRuntime:
         self.stop_token_ids = _stop_token_ids(tokenizer, model)
         fmt = resolve_chat_format(chat_format, has_template=bool(getattr(tokenizer, "chat_template", None)),
                                   source_kind=info.source_kind)
-        self.info = replace(info, decode=resolve_mode(decode, self.model), chat_format=fmt)
+        self.info = replace(info, decode=resolve_mode(decode, self.model), chat_format=fmt,
+                            classifier_precision=resolve_classifier_precision(classifier_precision, self.model))
         self._decode_step = None  # built by decode_step() on first use
 
     # --- loading -----------------------------------------------------------------------------------------------
@@ -89,7 +93,8 @@ class GemmaRuntime:
         loaded = loading.load_weights(source, settings.resolved_cache_dir, use_cache=use_cache, progress=progress)
         model = loaded.model.to(device=device, dtype=dtype)
         info = _describe(source, loaded, model, dtype, device, time.perf_counter() - started)
-        return cls(model, loaded.tokenizer, info, decode=settings.decode, chat_format=settings.chat_format)
+        return cls(model, loaded.tokenizer, info, decode=settings.decode, chat_format=settings.chat_format,
+                   classifier_precision=settings.classifier_precision)
 
     # --- text <-> tokens ---------------------------------------------------------------------------------------
 

@@ -134,13 +134,14 @@ def load(plan: LoadPlan, runtime, loader: BankLoader | None = None) -> LoadedBan
 
 
 def bank_identity(bank: ClassifierBank) -> str:
-    """A digest of everything a score depends on: the safety model's fingerprint and each head's card and weights.
-    A bank of another kind (a test's, an embedder's) is identified by the object itself."""
+    """A digest of everything a score depends on: the safety model's fingerprint, the precision it scores in
+    (float32 or int8: SHIELDKIT_CLASSIFIER_PRECISION) and each head's card and weights. A bank of another kind (a
+    test's, an embedder's) is identified by the object itself."""
     from shieldkit.classifiers.bank import GemmaBank
 
     if not isinstance(bank, GemmaBank):
         return f"{type(bank).__qualname__}@{id(bank):x}"
-    digest = hashlib.sha256(bank.safety.card.fingerprint.encode())
+    digest = hashlib.sha256(f"{bank.safety.card.fingerprint}/{bank.safety.precision}".encode())
     for name, head in sorted(bank.classifiers.items()):
         digest.update(repr((name, head.card.to_dict())).encode())
         for tensor in head.head.state_dict().values():

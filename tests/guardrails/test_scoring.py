@@ -256,3 +256,17 @@ async def test_real_scores_do_not_depend_on_the_batch_or_the_cache(tmp_path, tin
     assert re.fullmatch(r"[0-9a-f]{16}", bank_identity(tiny_bank)) and bank_identity(tiny_bank) == bank_identity(tiny_bank)
     await alone.aclose()
     await mixed.aclose()
+
+
+def test_the_bank_identity_names_the_scoring_precision(tiny_runtime, tiny_bank):
+    """float32 and int8 scores of the same heads never share a cache key (SHIELDKIT_CLASSIFIER_PRECISION)."""
+    from shieldkit.classifiers.bank import GemmaBank
+    from shieldkit.classifiers.safety import HeadClassifier, SafetyModel
+    from shieldkit.guardrails.scoring.bank import bank_identity
+    from shieldkit.model import GemmaRuntime
+
+    runtime = GemmaRuntime(tiny_runtime.model, tiny_runtime.tokenizer, tiny_runtime.info, classifier_precision="int8")
+    safety = SafetyModel(runtime, tiny_bank.safety.card, tiny_bank.safety.network)
+    int8 = GemmaBank({name: HeadClassifier(safety, c.card, c.head) for name, c in tiny_bank.classifiers.items()})
+    assert tiny_bank.safety.precision == "float32" and int8.safety.precision == "int8"
+    assert bank_identity(int8) != bank_identity(tiny_bank)
