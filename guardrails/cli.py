@@ -80,11 +80,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def run_serve(args: argparse.Namespace) -> int:
     import logging
-    import socket
 
     import uvicorn
 
     from shieldkit.guardrails.app import create_app
+    from shieldkit.guardrails.ops.listen import listening_socket
     from shieldkit.guardrails.settings import ProxySettings
     from shieldkit.model.cli import settings_from_args
 
@@ -105,13 +105,7 @@ def run_serve(args: argparse.Namespace) -> int:
             return _serve_workers(args, settings)
     app = create_app(settings)  # validates the policy before anything listens
     services = app.state.services
-    # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY only on such sockets (else Nagle adds ~40 ms per response)
-    sock = socket.socket(socket.AF_INET6 if ":" in args.host else socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((args.host, args.port))
-    except OSError as exc:
-        raise ConfigError(f"cannot listen on {args.host}:{args.port}: {exc.strerror}") from None
+    sock = listening_socket(args.host, args.port)
     server = uvicorn.Server(uvicorn.Config(app, log_level=args.log_level, timeout_graceful_shutdown=5))
     services.startup.on_fatal = lambda _message: setattr(server, "should_exit", True)
     policy = settings.policy or "the default policy"

@@ -11,8 +11,8 @@ from typing import Annotated, Any
 
 from fastapi import Depends, Request
 
-from shieldkit.guardrails.api.errors import Forbidden, NotReady, RateLimited, RequestTooLarge, Unauthorized
-from shieldkit.guardrails.api.request_json import decode_json
+from shieldkit.guardrails.api.errors import Forbidden, NotReady, RateLimited, Unauthorized
+from shieldkit.guardrails.api.request_json import decode_json, read_body
 from shieldkit.guardrails.api.schemas import ChatRequest, CheckRequest, ModerationRequest, parse
 from shieldkit.guardrails.policy.schema import KeyConfig, hash_key
 from shieldkit.guardrails.services import Services
@@ -120,17 +120,7 @@ ReadyServices = Annotated[Services, Depends(ready_services)]
 
 
 async def json_body(request: Request, services: ServicesDep) -> dict[str, Any]:
-    limit = services.settings.max_body_bytes
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise RequestTooLarge(f"the request body is {int(declared)} bytes; this proxy accepts at most {limit}")
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise RequestTooLarge(f"the request body is larger than this proxy's limit of {limit} bytes")
-        chunks.append(chunk)
-    return decode_json(b"".join(chunks))
+    return decode_json(await read_body(request, services.settings.max_body_bytes, "this proxy"))
 
 
 JsonBody = Annotated[dict[str, Any], Depends(json_body)]

@@ -22,7 +22,7 @@ import math
 import re
 from typing import Any
 
-from shieldkit.guardrails.api.errors import InvalidRequest
+from shieldkit.guardrails.api.errors import InvalidRequest, RequestTooLarge
 
 MAX_DEPTH = 32  # nested arrays/objects; a chat request needs 5
 INT_MIN, INT_MAX = -(2**63), 2**63 - 1
@@ -134,3 +134,18 @@ def _first_refused(data: Any) -> tuple[str, str]:
 
 def _shorten(text: str, keep: int = 12) -> str:
     return text if len(text) <= 2 * keep + 1 else f"{text[:keep]}…{text[-keep:]}"
+
+
+async def read_body(request, limit: int, server: str) -> bytes:
+    """The raw body of a Starlette ``request``, refused with 413 past ``limit`` bytes (declared or streamed);
+    ``server`` names who refuses ("this proxy")."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise RequestTooLarge(f"the request body is {int(declared)} bytes; {server} accepts at most {limit}")
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise RequestTooLarge(f"the request body is larger than {server}'s limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
-from shieldkit.errors import ConfigError
+from shieldkit.guardrails.ops.loading import BackgroundLoad
 from shieldkit.guardrails.settings import ProxySettings
 from shieldkit.guardrails.upstream import Upstream
 
@@ -49,7 +48,7 @@ def http_upstream(settings: ProxySettings) -> Upstream | None:
                           read_timeout=settings.upstream_timeout, max_connections=settings.upstream_max_connections)
 
 
-class Startup:
+class Startup(BackgroundLoad):
     def __init__(self, settings: ProxySettings, scorer: ManagedScorer, metrics: Metrics, *,
                  runtime: GemmaRuntime | None = None, upstream: Upstream | None = None) -> None:
         self.settings = settings
@@ -58,37 +57,19 @@ class Startup:
         self.runtime = runtime
         self.upstream = upstream if upstream is not None else http_upstream(settings)
         self.model_id = served_model_id(settings, runtime)
-        self.state: Literal["loading", "ready", "failed"] = "loading"
-        self.error: str | None = None
-        self.on_fatal: Callable[[str], None] | None = None  # the CLI stops the server with it
-        self._task: asyncio.Task | None = None
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._load())
+        super().__init__("the proxy", metrics.ready, log)
 
     async def wait_ready(self) -> None:
         if self._task is not None:
             await asyncio.shield(self._task)
 
     async def aclose(self) -> None:
-        if self._task is not None and not self._task.done():
-            self._task.cancel()
+        self._cancel()
         if self.upstream is not None:
             await self.upstream.aclose()
 
-    async def _load(self) -> None:
-        try:
-            await asyncio.to_thread(self._load_models)
-        except Exception as exc:
-            self.state, self.error = "failed", str(exc) or type(exc).__name__
-            log.error("the proxy cannot serve: %s", self.error, exc_info=not isinstance(exc, ConfigError))
-            if self.on_fatal is not None:
-                self.on_fatal(self.error)
-            return
-        self.state = "ready"
-        self.metrics.ready.set(1)
-        log.info("ready: upstream %s, classifiers %s", self.upstream.name,
-                 ", ".join(self.scorer.available.values()) or "none")
+    def ready_summary(self) -> str:
+        return f"upstream {self.upstream.name}, classifiers {', '.join(self.scorer.available.values()) or 'none'}"
 
     def _load_models(self) -> None:
         if self.runtime is None and (self.upstream is None or self.scorer.needs_model):

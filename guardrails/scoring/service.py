@@ -12,13 +12,11 @@ the model and batch apart. Scale out with replicas behind a Service (each one mo
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import logging
 import time
-from collections.abc import Callable
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
@@ -30,8 +28,9 @@ from shieldkit import __version__
 from shieldkit.errors import ConfigError
 from shieldkit.guardrails.api.errors import (ApiError, InternalError, InvalidRequest, NotReady, QueueFull,
                                              RequestTooLarge, Unauthorized)
-from shieldkit.guardrails.api.request_json import decode_json
+from shieldkit.guardrails.api.request_json import decode_json, read_body
 from shieldkit.guardrails.checks.base import CheckUnavailable, Overloaded
+from shieldkit.guardrails.ops.loading import BackgroundLoad
 from shieldkit.guardrails.policy import load_policy_file
 from shieldkit.guardrails.scoring import bank as link
 from shieldkit.guardrails.scoring.scorer import ClassifierScorer, ScoringOptions
@@ -45,7 +44,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("shieldkit.scorer")
 
 
-class ScorerService:
+class ScorerService(BackgroundLoad):
     """What one scorer app owns: its settings, the scorer and its loading state, and its metrics."""
 
     def __init__(self, settings: ScorerSettings, *, runtime: GemmaRuntime | None = None,
@@ -64,28 +63,12 @@ class ScorerService:
         self.metrics.watch_queue(lambda: self.scorer.scheduler.queued)
         self.source = policies.source
         self.runtime = runtime
-        self.state: Literal["loading", "ready", "failed"] = "loading"
-        self.error: str | None = None
-        self.on_fatal: Callable[[str], None] | None = None  # the CLI stops the server with it
-        self._task: asyncio.Task | None = None
+        super().__init__("the scorer service", self.metrics.ready, log)
 
     # --- loading ---------------------------------------------------------------------------------------------------
 
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._load())
-
-    async def _load(self) -> None:
-        try:
-            await asyncio.to_thread(self._load_models)
-        except Exception as exc:
-            self.state, self.error = "failed", str(exc) or type(exc).__name__
-            log.error("the scorer service cannot serve: %s", self.error, exc_info=not isinstance(exc, ConfigError))
-            if self.on_fatal is not None:
-                self.on_fatal(self.error)
-            return
-        self.state = "ready"
-        self.metrics.ready.set(1)
-        log.info("ready: classifiers %s", ", ".join(self.scorer.available.values()) or "none")
+    def ready_summary(self) -> str:
+        return f"classifiers {', '.join(self.scorer.available.values()) or 'none'}"
 
     def _load_models(self) -> None:
         if self.runtime is None and self.scorer.needs_model:
@@ -96,8 +79,7 @@ class ScorerService:
         self.scorer.load(self.runtime)
 
     async def aclose(self) -> None:
-        if self._task is not None and not self._task.done():
-            self._task.cancel()
+        self._cancel()
         await self.scorer.aclose()
 
     # --- answering -------------------------------------------------------------------------------------------------
@@ -168,18 +150,9 @@ def install_routes(app: FastAPI, service: ScorerService) -> None:
                            headers={"Retry-After": "5"})
 
     async def read_request(request: Request) -> ScoreRequest:
-        limit = settings.max_body_bytes
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
-            raise RequestTooLarge(f"the request body is {int(declared)} bytes; this service accepts at most {limit}")
-        chunks, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise RequestTooLarge(f"the request body is larger than this service's limit of {limit} bytes")
-            chunks.append(chunk)
+        raw = await read_body(request, settings.max_body_bytes, "this service")
         try:
-            body = ScoreRequest.model_validate(decode_json(b"".join(chunks)))
+            body = ScoreRequest.model_validate(decode_json(raw))
         except ValidationError as exc:
             first = exc.errors()[0]
             param = ".".join(str(p) for p in first["loc"]) or None
