@@ -59,12 +59,31 @@ def show_saliency(result: SaliencyResult, options: SaliencyOptions, key: str, *,
                    "Check a conclusion with integrated gradients or leave-one-out (Method agreement).")
     st.html(fragment)
     if table:
+        frame = segments_frame(result, options)
+        st.vega_lite_chart(frame, scores_spec(result.signed, len(frame)), width="stretch", key=f"{key}_bars")
         st.dataframe(
-            segments_frame(result, options), hide_index=True, key=f"{key}_table",
+            frame, hide_index=True, key=f"{key}_table",
             column_config={"score": st.column_config.NumberColumn(format=score_format(result.signed)),
                            "|score|": st.column_config.NumberColumn(format="%.4f")},
         )
     downloads(result, options, key)
+
+
+def scores_spec(signed: bool, segments: int) -> dict:
+    """One bar per segment, in text order: how much each one raised (red) or lowered (blue) the target, so the
+    few that matter stand out before the table is read."""
+    colour = ({"condition": {"test": "datum.score < 0", "value": "#2b6cb0"}, "value": "#c53030"} if signed
+              else {"value": "#718096"})
+    return {
+        "mark": {"type": "bar"},
+        "height": 140 if segments <= 40 else 200,
+        "encoding": {
+            "x": {"field": "#", "type": "ordinal", "title": None, "axis": {"labels": segments <= 40}},
+            "y": {"field": "score", "type": "quantitative", "title": "score" if signed else "|gradient|"},
+            "color": colour,
+            "tooltip": [{"field": "segment"}, {"field": "score", "format": "+.4f" if signed else ".4f"}],
+        },
+    }
 
 
 def downloads(result: SaliencyResult, options: SaliencyOptions, key: str) -> None:

@@ -105,5 +105,12 @@ def _wait_idle(page, timeout: float = 180_000) -> None:
 
 
 @pytest.fixture
+def attention_chart() -> str:
+    """The Attention tab's map once drawn (the Continuation tab has a Vega-Lite chart too, the segment scores)."""
+    chart = "[class*='st-key-attention_map'] [data-testid='stVegaLiteChart']"
+    return f"{chart} > canvas, {chart} > svg"
+
+
+@pytest.fixture
 def wait_idle():
     return _wait_idle

@@ -17,7 +17,7 @@ def server(tmp_path, start_ui):
         yield url
 
 
-def test_heatmap_and_attention_render_in_chromium(server, browser, wait_idle):
+def test_heatmap_and_attention_render_in_chromium(server, browser, wait_idle, attention_chart):
     ARTIFACTS.mkdir(exist_ok=True)
     page = browser.new_page(viewport={"width": 1400, "height": 1600})
     page.goto(server, wait_until="domcontentloaded", timeout=180_000)
@@ -29,6 +29,9 @@ def test_heatmap_and_attention_render_in_chromium(server, browser, wait_idle):
     assert "raised" in page.locator(".sk-legend").first.inner_text()
     assert page.locator(".sk-target").count() > 0  # the explained span is marked
     assert page.get_by_text("Deploy", exact=True).count() == 0  # item 11: no Deploy button offline
+    bars = page.locator("[data-testid='stVegaLiteChart'] > svg, [data-testid='stVegaLiteChart'] > canvas").first
+    bars.wait_for(timeout=60_000)  # the segment scores as bars
+    assert bars.bounding_box()["height"] > 50
     wait_idle(page)
     page.screenshot(path=str(ARTIFACTS / "ui-continuation.png"), full_page=True)
 
@@ -38,8 +41,8 @@ def test_heatmap_and_attention_render_in_chromium(server, browser, wait_idle):
     assert page.locator("[data-testid='stStatusWidget']").count() == 0
 
     page.get_by_role("tab", name="Attention").click()
-    chart = page.locator("[data-testid='stVegaLiteChart']").first
-    chart.locator("canvas, svg").first.wait_for(timeout=120_000)
+    chart = page.locator(attention_chart).first
+    chart.wait_for(timeout=120_000)
     assert chart.bounding_box()["height"] > 100
     # The Continuation tab's elements go when the rerun ends, which can be after the chart draws.
     expect(page.locator(".sk-token")).to_have_count(0, timeout=60_000)

@@ -58,7 +58,7 @@ def _choose(page, label: str, option: str) -> float:
     return started
 
 
-def test_speed_bars(real_server, browser, wait_idle, pool_file):
+def test_speed_bars(real_server, browser, wait_idle, pool_file, attention_chart):
     measured: dict[str, float] = {}
     page = browser.new_page(viewport={"width": 1400, "height": 1800})
     page.goto(real_server, wait_until="domcontentloaded", timeout=180_000)
@@ -91,7 +91,7 @@ def test_speed_bars(real_server, browser, wait_idle, pool_file):
 
     started = time.perf_counter()
     page.get_by_role("tab", name="Attention").click()
-    page.locator("[data-testid='stVegaLiteChart'] canvas, [data-testid='stVegaLiteChart'] svg").first.wait_for(
+    page.locator(attention_chart).first.wait_for(
         timeout=60_000)
     measured["switch tab → Attention"] = time.perf_counter() - started
     wait_idle(page)
