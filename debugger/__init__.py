@@ -44,7 +44,6 @@ _EXPORTS = {
     "segment_differences": "shieldkit.debugger.contrast",
     "target_scorer": "shieldkit.debugger.contrast",
     "AttentionMaps": "shieldkit.debugger.attention",
-    "attention_document": "shieldkit.debugger.attention",
     "attention_maps": "shieldkit.debugger.attention",
     "attention_rollout": "shieldkit.debugger.attention",
     "without_first_token": "shieldkit.debugger.attention",
@@ -59,7 +58,7 @@ __all__ = list(_EXPORTS)
 if TYPE_CHECKING:
     from shieldkit.debugger.agreement import Agreement, method_agreement
     from shieldkit.debugger.aggregation import GRANULARITIES, Segment, aggregate
-    from shieldkit.debugger.attention import AttentionMaps, attention_document, attention_maps, attention_rollout, without_first_token
+    from shieldkit.debugger.attention import AttentionMaps, attention_maps, attention_rollout, without_first_token
     from shieldkit.debugger.contrast import Contrast, contrast, segment_differences, target_scorer
     from shieldkit.debugger.base import SIGN_CONVENTION, Attribution, SaliencyMethod, Target
     from shieldkit.debugger.saliency import explain

@@ -100,19 +100,14 @@ def sink_scores(weights: torch.Tensor) -> torch.Tensor:
     return weights[:, :, 1:, 0].mean(-1)
 
 
-def attention_document(runtime: GemmaRuntime, prompt: Prompt, continuation: str = "") -> Document:
-    """The tokens ``attention_maps`` reads: the prompt's, then the continuation's (tokenising only)."""
+def attention_maps(runtime: GemmaRuntime, prompt: Prompt, continuation: str = "", *,
+                   residual: float = 0.5) -> AttentionMaps:
+    """Attention over a prompt (text, chat messages, or ids [T]) and an optional continuation."""
     ids, text = prompt_part(runtime, prompt)
     parts = [(ids.tolist(), text)]
     if continuation:
         parts.append((runtime.encode(continuation, add_bos=False).tolist(), continuation))
-    return build_document(runtime.tokenizer, parts)
-
-
-def attention_maps(runtime: GemmaRuntime, prompt: Prompt, continuation: str = "", *,
-                   residual: float = 0.5) -> AttentionMaps:
-    """Attention over a prompt (text, chat messages, or ids [T]) and an optional continuation."""
-    document = attention_document(runtime, prompt, continuation)
+    document = build_document(runtime.tokenizer, parts)
     if len(document) > MAX_ATTENTION_TOKENS:
         raise ConfigError(f"attention maps are limited to {MAX_ATTENTION_TOKENS} tokens; this input has {len(document)}")
     out = runtime.forward(document.ids, attentions=True)

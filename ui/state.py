@@ -4,7 +4,9 @@ worker thread that computes them.
 Saliency, attention and scores are computed on one worker thread per process, not in the script: when a new edit
 interrupts a run, the computation it started keeps going and its result lands in the session's memo, so coming
 back to the same inputs never pays twice. A newer request from the same panel cancels that panel's older requests
-that have not started yet, so a burst of edits queues one computation, not one per keystroke.
+that have not started yet, so a burst of edits queues one computation, not one per keystroke. Prefetched work (for
+a view the user has not opened) is background: any request a run waits for drops the background jobs still queued,
+so a prefetch never delays what is on screen; the next run queues them again.
 """
 
 from __future__ import annotations
@@ -97,6 +99,7 @@ def memo(key: Any, compute: Callable[[], T]) -> T:
 @dataclass
 class Job:
     panel: str
+    background: bool = False  # prefetched: dropped from the queue when a run waits for other work
     future: Future = field(default_factory=Future)
     done: int = 0
     total: int = 0
@@ -115,12 +118,14 @@ class Jobs:
         return self._jobs.get(token)
 
     def start(self, token: str, panel: str, compute: Callable[[Callable[[int, int], None]], Any],
-              executor: ThreadPoolExecutor) -> Job:
-        """Submit ``compute(progress)``; first cancel the panel's other jobs that have not started."""
+              executor: ThreadPoolExecutor, *, background: bool = False) -> Job:
+        """Submit ``compute(progress)``; first cancel the jobs that have not started and that it supersedes: the
+        panel's own, and (unless this one is background too) every background job."""
         for other, queued in list(self._jobs.items()):
-            if queued.panel == panel and queued.future.cancel():
+            superseded = queued.panel == panel or (queued.background and not background)
+            if superseded and queued.future.cancel():
                 del self._jobs[other]
-        job = Job(panel)
+        job = Job(panel, background)
         job.future = executor.submit(compute, job.progress)
         self._jobs[token] = job
         return job
@@ -157,7 +162,7 @@ def prefetch(key: Any, compute: Callable[[Callable[[int, int], None]], Any], *, 
     _collect()
     jobs = _jobs()
     if token not in _cache() and jobs.get(token) is None:
-        jobs.start(token, panel, compute, _worker())
+        jobs.start(token, panel, compute, _worker(), background=True)
 
 
 def computed(key: Any, compute: Callable[[Callable[[int, int], None]], T], *, panel: str, label: str) -> T:

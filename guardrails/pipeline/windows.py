@@ -1,6 +1,8 @@
 """Where held-back streamed text may be cut into a checked window.
 
 A cut falls at a sentence end; once ``tokens`` pieces piled up without one, at whitespace; after twice that, anywhere.
+The first window uses ``first_tokens`` instead, so a reader sees the answer start after a few tokens, not a sentence;
+the windows after it check it again as their context.
 But never where a redact check's match lies across it, complete or still growing (``sk-proj-a`` that becomes a key,
 ``+1 (415)`` that becomes a phone number, a private key block whose END line has not come yet), nor inside a
 placeholder (see ``checks/holds.py``). So a secret, a PII value or ``<EMAIL_1>`` reaches the checks whole, in one
@@ -44,7 +46,10 @@ class WindowCutter:
         check and release now; 0 holds it all."""
         if final:
             return len(pending)
-        limit, over = self.config.tokens, self.over_cap(pending)
+        over = self.over_cap(pending)
+        limit = self.config.tokens
+        if not context and self.config.first_tokens:
+            limit = min(limit, self.config.first_tokens)
         ends = [m.end() for m in SENTENCE_END.finditer(pending)] if self.config.window == "sentence" else []
         if not ends and pieces < limit and not over:
             return 0  # nothing to cut yet: skip the hold

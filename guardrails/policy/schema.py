@@ -19,12 +19,14 @@ RATE_PATTERN = re.compile(r"^\s*(\d+)\s*/\s*(second|minute|hour|day)s?\s*$")
 class StreamConfig:
     window: Literal["sentence", "tokens"] = "sentence"  # release streamed text at sentence ends, or every `tokens` tokens
     tokens: int = 32  # window size in tokens ("tokens"); the most text held before a forced release ("sentence")
+    first_tokens: int = 4  # the first window: released after this many tokens (at most `tokens`), so the answer starts at once; 0 = like the others
     context_chars: int = 200  # already-released text checked again with each new window, so checks see across cuts
     hold_chars: int = 8192  # the most text held back while no cut is safe (a secret still arriving); then refuse the rest
 
     def __post_init__(self) -> None:
         validate_fields(self)
         require(1 <= self.tokens <= 4096, "tokens", f"must be between 1 and 4096, got {self.tokens}")
+        require(0 <= self.first_tokens <= 4096, "first_tokens", f"must be between 0 and 4096, got {self.first_tokens}")
         require(0 <= self.context_chars <= 10_000, "context_chars", f"must be between 0 and 10000, got {self.context_chars}")
         require(256 <= self.hold_chars <= 1_000_000, "hold_chars",
                 f"must be between 256 and 1000000, got {self.hold_chars}")

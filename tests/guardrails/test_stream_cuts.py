@@ -190,3 +190,29 @@ def test_the_cutter_cuts_before_anything_that_may_still_become_a_secret():
     held = "-----BEGIN RSA PRIVATE KEY-----\nMIIBOgIBAAJBAK\nj34GkxFhD90vcNLY\n"
     assert cutter.cut("Key:\n" + held, 100) == len("Key:\n")  # line ends inside the block are no cut points
     assert cutter.cut("Key:\n" + held + "-----END RSA PRIVATE KEY-----\nok", 100) == len("Key:\n" + held) + 30
+
+
+def contents(chunks: list[dict]) -> list[str]:
+    return [c["choices"][0]["delta"]["content"] for c in chunks
+            if c.get("choices") and c["choices"][0]["delta"].get("content")]
+
+
+@pytest.mark.parametrize("first_tokens, expected", [
+    (4, ["One two three ", "four five six seven eight nine ten."]),
+    (0, ["One two three four five six seven eight nine ten."]),  # 0: the first window waits like the others
+])
+def test_the_first_window_is_short_so_the_answer_starts_at_once(first_tokens, expected):
+    words = "One two three four five six seven eight nine ten.".split(" ")
+    pieces = [words[0], *(" " + w for w in words[1:])]
+    text, chunks = asyncio.run(stream(pieces, StreamConfig(window="sentence", tokens=32, first_tokens=first_tokens)))
+    assert contents(chunks) == expected
+
+
+def test_first_tokens_is_validated_and_capped_by_tokens():
+    from shieldkit.guardrails.policy.fields import FieldError
+
+    with pytest.raises(FieldError, match="first_tokens"):
+        StreamConfig(first_tokens=-1)
+    cutter = WindowCutter(StreamConfig(window="sentence", tokens=2, first_tokens=4))
+    assert cutter.cut("One two three", 2) == len("One two ")  # the smaller of the two
+    assert cutter.cut("One two", 1, context="Earlier text. ") == 0  # later windows wait for `tokens`

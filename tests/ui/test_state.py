@@ -46,3 +46,16 @@ def test_errors_reach_the_run_that_waits(executor):
     jobs.start("e", "panel", fail, executor).future.exception(timeout=10)
     with pytest.raises(ValueError, match="bad input"):
         jobs.finish("e")
+
+
+def test_a_request_someone_waits_for_drops_the_queued_prefetches(executor):
+    jobs, release = Jobs(), threading.Event()
+    jobs.start("busy", "panel", lambda progress: release.wait(10) and "busy", executor)
+    prefetch = jobs.start("maps", "attention", lambda progress: "maps", executor, background=True)
+    second = jobs.start("lens", "lens", lambda progress: "lens", executor, background=True)
+    assert not prefetch.future.cancelled()  # background work does not push out other background work
+    wanted = jobs.start("heatmap", "continuation", lambda progress: "heatmap", executor)
+    assert prefetch.future.cancelled() and second.future.cancelled()
+    assert jobs.get("maps") is None and jobs.get("lens") is None
+    release.set()
+    assert wanted.future.result(timeout=10) == "heatmap"

@@ -12,7 +12,7 @@ import json
 import pandas as pd
 import streamlit as st
 
-from shieldkit.debugger import attention_document, attention_maps, logit_lens, without_first_token
+from shieldkit.debugger import attention_maps, logit_lens, without_first_token
 from shieldkit.debugger.html import attention_page
 from shieldkit.errors import ConfigError
 from shieldkit.ui import state
@@ -49,27 +49,15 @@ def maps_key(runtime, prompt, continuation: str) -> dict:
     return {"attention": repr(prompt), "continuation": continuation, "model": runtime.info.fingerprint}
 
 
-def lens_key(key: dict, position: int) -> dict:
-    return {**key, "lens": position}
-
-
-def _lens(runtime, ids, position: int):
-    return logit_lens(runtime, ids, position, top_k=5)
-
-
 def prefetch(runtime) -> None:
-    """Compute the attention maps of the Continuation tab's text and the logit lens at its last token in the
-    background (about a quarter and half a second for a short text), so opening this tab shows them at once;
-    nothing when there is no prompt yet."""
+    """Compute the attention maps of the Continuation tab's text in the background (about a quarter of a second
+    for a short text), so opening this tab shows them at once; nothing when there is no prompt yet."""
     try:
         prompt, continuation = attention_input()
-        document = attention_document(runtime, prompt, continuation)
     except ConfigError:
         return
-    key = maps_key(runtime, prompt, continuation)
-    state.prefetch(key, lambda progress: attention_maps(runtime, prompt, continuation), panel="attention")
-    last = len(document) - 1
-    state.prefetch(lens_key(key, last), lambda progress: _lens(runtime, document.ids, last), panel="lens")
+    state.prefetch(maps_key(runtime, prompt, continuation),
+                   lambda progress: attention_maps(runtime, prompt, continuation), panel="attention")
 
 
 @st.fragment
@@ -153,8 +141,8 @@ def lens_view(runtime, maps, key: dict) -> None:
     position = st.selectbox("Position", list(range(len(pieces))), index=len(pieces) - 1,
                             format_func=lambda i: f"{i}: {ISOLATE.format(pieces[i])}",
                             key=f"lens_position_{state.digest(prompt_ids.tolist())}", persist_state="page")
-    lens = report_errors(lambda: state.computed(lens_key(key, position),
-                                                lambda progress: _lens(runtime, prompt_ids, position),
+    lens = report_errors(lambda: state.computed({**key, "lens": position},
+                                                lambda progress: logit_lens(runtime, prompt_ids, position, top_k=5),
                                                 panel="lens", label="Logit lens"))
     if lens is None:
         return
