@@ -9,9 +9,10 @@ Printed, each from this one run:
 - resident memory of each process: the remote proxies hold no model, the scorer holds one copy;
 - ``/v1/check`` of one short text, the in-process proxy and a remote proxy interleaved request by request, every
   text distinct (so the score caches never answer): the p50 the remote scorer adds;
-- a load run: ``--clients`` clients split over the two remote proxies for ``--duration`` seconds (the chat message
-  of ``bench/proxy.py``'s load run), errors and status codes, and the scorer's mean texts per classifier pass
-  (``shieldkit_scorer_batch_texts``), which shows the two proxies' texts batched together.
+- two load runs: ``--clients`` clients split over the two remote proxies for ``--duration`` seconds each, first
+  with the one chat message of ``bench/proxy.py``'s load run (the score cache answers), then with a distinct
+  message per request (every check reaches the classifiers); errors and status codes, and the scorer's mean texts
+  per classifier pass (``shieldkit_scorer_batch_texts``), which shows the two proxies' texts batched together.
 
 On a 2-core machine every process shares the cores, so the load numbers are a lower bound.
 """
@@ -27,7 +28,7 @@ import time
 from pathlib import Path
 
 import httpx
-from proxy import PYTHON, Process, free_port, load_run, percentile, start_proxy, start_stub  # bench/proxy.py
+from proxy import MESSAGE, PYTHON, Process, free_port, load_run, percentile, start_proxy, start_stub  # bench/proxy.py
 
 
 def start_scorer() -> tuple[Process, str]:
@@ -74,9 +75,44 @@ def batch_mean(scorer: str) -> float | None:
     return round(float(total.group(1)) / float(count.group(1)), 2)
 
 
-async def split_load(bases: list[str], clients: int, duration: float) -> list[dict]:
+async def distinct_load(base: str, clients: int, duration: float, tag: str) -> dict:
+    """``load_run`` with a distinct message per request (a counter in the text), so every check reaches the
+    classifiers instead of the score cache."""
+    latencies, errors, codes, sent = [], 0, {}, 0
+    deadline = time.perf_counter() + duration
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as client:
+
+        async def worker() -> None:
+            nonlocal errors, sent
+            while time.perf_counter() < deadline:
+                sent += 1
+                body = {"model": "stub", "messages": [{"role": "user", "content": f"{MESSAGE} (request {tag}-{sent})"}]}
+                started = time.perf_counter()
+                try:
+                    response = await client.post("/chat/completions", json=body)
+                    ok = response.status_code == 200 or (response.status_code == 400 and "content_filter" in response.text)
+                    codes[response.status_code] = codes.get(response.status_code, 0) + 1
+                except httpx.HTTPError:
+                    ok = False
+                if ok:
+                    latencies.append((time.perf_counter() - started) * 1000)
+                else:
+                    errors += 1
+
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(clients)))
+        elapsed = time.perf_counter() - started
+    return {"requests": len(latencies), "errors": errors, "status_codes": codes, "seconds": round(elapsed, 1),
+            "throughput_rps": round(len(latencies) / elapsed, 1), "p50_ms": round(percentile(latencies, 0.5), 1),
+            "p99_ms": round(percentile(latencies, 0.99), 1)}
+
+
+async def split_load(bases: list[str], clients: int, duration: float, distinct: bool) -> list[dict]:
     shares = [clients // len(bases) + (i < clients % len(bases)) for i in range(len(bases))]
-    return await asyncio.gather(*(load_run(base, share, duration) for base, share in zip(bases, shares)))
+    runs = [distinct_load(base, share, duration, str(i)) if distinct else load_run(base, share, duration)
+            for i, (base, share) in enumerate(zip(bases, shares))]
+    return await asyncio.gather(*runs)
 
 
 def main() -> None:
@@ -106,9 +142,11 @@ def main() -> None:
                                                      short_texts(args.checks))
             local.stop()
             started.remove(local)
-            before = batch_mean(scorer_url)
-            results["load"] = asyncio.run(split_load([url for _, url in remote], args.clients, args.duration))
-            results["scorer_batch_texts_mean"] = {"before load": before, "after load": batch_mean(scorer_url)}
+            bases = [url for _, url in remote]
+            results["scorer_batch_texts_mean"] = {"before load": batch_mean(scorer_url)}
+            results["load"] = asyncio.run(split_load(bases, args.clients, args.duration, distinct=False))
+            results["load_distinct"] = asyncio.run(split_load(bases, args.clients, args.duration, distinct=True))
+            results["scorer_batch_texts_mean"]["after both loads"] = batch_mean(scorer_url)
             results["memory_mb_after_load"] = {"scorer service": round(scorer.rss_mb()),
                                                **{f"remote proxy {i + 1}": round(p.rss_mb()) for i, (p, _) in enumerate(remote)}}
         finally:
@@ -117,11 +155,11 @@ def main() -> None:
 
     memory, check = results["memory_mb"], results["check_short_text"]
     added = round(check["remote"]["p50_ms"] - check["in-process"]["p50_ms"], 2)
-    errors = sum(run["errors"] for run in results["load"])
+    errors = sum(run["errors"] for run in results["load"] + results["load_distinct"])
     fleet = memory["scorer service"] + memory["remote proxy 1"] + memory["remote proxy 2"]
     results["bars"] = {
         "remote scorer adds to /v1/check p50 (ms), bar <= 5": added,
-        f"errors, {args.clients} clients on two remote proxies for {args.duration:.0f} s, bar 0": errors,
+        f"errors, {args.clients} clients on two remote proxies, {args.duration:.0f} s repeated + {args.duration:.0f} s distinct, bar 0": errors,
         "two remote proxies + scorer (MB) vs two in-process proxies (MB)": [fleet, 2 * memory["in-process proxy"]],
     }
     print(json.dumps(results, indent=2))

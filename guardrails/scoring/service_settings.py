@@ -24,7 +24,9 @@ class ScorerSettings(BaseSettings):
     # Bearer token the proxies must send (SHIELDKIT_PROXY_SCORER_API_KEY on their side). None: no token asked.
     api_key: SecretStr | None = None
     # The same scheduler as the proxy's in-process scorer, now across every proxy worker that calls this service:
-    batch_window_ms: float = Field(3.0, ge=0, le=1000)  # how long to collect texts before the first batch
+    # how long to collect texts before the first batch; 0 because each call is already a proxy's batch (the
+    # proxy waited its own window) and the calls that arrive while a pass runs join the next one anyway
+    batch_window_ms: float = Field(0.0, ge=0, le=1000)
     batch_max_texts: int = Field(8, ge=1)  # most distinct texts per classifier pass
     # Most texts of one /v1/score call per pass while others wait (round-robin interleaves concurrent calls text by
     # text either way). None: batch_max_texts, since a call is already a proxy's batch and, alone, should fill a pass.
