@@ -148,16 +148,19 @@ def _content(data: str) -> str:
     return (choices[0].get("delta") or {}).get("content") or ""
 
 
-async def load_run(base: str, clients: int, duration: float) -> dict:
-    body = {"model": "stub", "messages": [{"role": "user", "content": MESSAGE}]}
-    latencies, errors, codes = [], 0, {}
+async def load_run(base: str, clients: int, duration: float, message=lambda n: MESSAGE) -> dict:
+    """``clients`` concurrent chat clients for ``duration`` seconds; ``message(n)`` is the n-th request's text
+    (by default always ``MESSAGE``, so the score cache answers after the first)."""
+    latencies, errors, codes, sent = [], 0, {}, 0
     deadline = time.perf_counter() + duration
     limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
     async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as client:
 
         async def worker() -> None:
-            nonlocal errors
+            nonlocal errors, sent
             while time.perf_counter() < deadline:
+                sent += 1
+                body = {"model": "stub", "messages": [{"role": "user", "content": message(sent)}]}
                 started = time.perf_counter()
                 try:
                     response = await client.post("/chat/completions", json=body)

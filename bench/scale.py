@@ -75,42 +75,12 @@ def batch_mean(scorer: str) -> float | None:
     return round(float(total.group(1)) / float(count.group(1)), 2)
 
 
-async def distinct_load(base: str, clients: int, duration: float, tag: str) -> dict:
-    """``load_run`` with a distinct message per request (a counter in the text), so every check reaches the
-    classifiers instead of the score cache."""
-    latencies, errors, codes, sent = [], 0, {}, 0
-    deadline = time.perf_counter() + duration
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=base, timeout=60, limits=limits) as client:
-
-        async def worker() -> None:
-            nonlocal errors, sent
-            while time.perf_counter() < deadline:
-                sent += 1
-                body = {"model": "stub", "messages": [{"role": "user", "content": f"{MESSAGE} (request {tag}-{sent})"}]}
-                started = time.perf_counter()
-                try:
-                    response = await client.post("/chat/completions", json=body)
-                    ok = response.status_code == 200 or (response.status_code == 400 and "content_filter" in response.text)
-                    codes[response.status_code] = codes.get(response.status_code, 0) + 1
-                except httpx.HTTPError:
-                    ok = False
-                if ok:
-                    latencies.append((time.perf_counter() - started) * 1000)
-                else:
-                    errors += 1
-
-        started = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(clients)))
-        elapsed = time.perf_counter() - started
-    return {"requests": len(latencies), "errors": errors, "status_codes": codes, "seconds": round(elapsed, 1),
-            "throughput_rps": round(len(latencies) / elapsed, 1), "p50_ms": round(percentile(latencies, 0.5), 1),
-            "p99_ms": round(percentile(latencies, 0.99), 1)}
-
-
 async def split_load(bases: list[str], clients: int, duration: float, distinct: bool) -> list[dict]:
     shares = [clients // len(bases) + (i < clients % len(bases)) for i in range(len(bases))]
-    runs = [distinct_load(base, share, duration, str(i)) if distinct else load_run(base, share, duration)
+    def distinct_message(proxy: int):
+        return lambda n: f"{MESSAGE} (request {proxy}-{n})"  # every check reaches the classifiers
+
+    runs = [load_run(base, share, duration, distinct_message(i)) if distinct else load_run(base, share, duration)
             for i, (base, share) in enumerate(zip(bases, shares))]
     return await asyncio.gather(*runs)
 

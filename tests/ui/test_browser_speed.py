@@ -91,8 +91,7 @@ def test_speed_bars(real_server, browser, wait_idle, pool_file, attention_chart)
 
     started = time.perf_counter()
     page.get_by_role("tab", name="Attention").click()
-    page.locator(attention_chart).first.wait_for(
-        timeout=60_000)
+    page.locator(attention_chart).first.wait_for(timeout=60_000)
     measured["switch tab → Attention"] = time.perf_counter() - started
     wait_idle(page)
     started = time.perf_counter()
