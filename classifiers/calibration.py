@@ -5,7 +5,10 @@ log-odds wins), so the threshold describes what the guardrail will do, long text
 lowest cut whose false-positive rate stays within the budget on the held-out allowed-by-every-policy rows of
 all benign sources together and of *each* source of ordinary traffic (``corpus.EVERYDAY_SOURCES``) with at least
 ``MIN_SOURCE_ROWS`` of them: a budget met only on average would be met by the many short assistant commands and
-broken by the long, chatty prompts.
+broken by the long, chatty prompts. The threshold is never below ``PROBABILITY_FLOOR``: held-out benign rows of
+these sources are easy, so for a policy with few look-alikes among them (violence, self_harm) the budget alone lets
+the cut fall to a few per cent, where a calibrated model is still saying "more likely allowed" and a figurative
+"this traffic is murder" crosses it.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from shieldkit.classifiers.corpus import EVERYDAY_SOURCES, UNKNOWN, Corpus
 from shieldkit.classifiers.evaluation import binary_metrics, fit_platt
 
 MIN_SOURCE_ROWS = 100  # a source's own budget counts once it has this many held-out benign rows
+PROBABILITY_FLOOR = 0.5  # a text is flagged only when its calibrated probability of violating is at least this
 
 
 def fpr_threshold(probabilities: np.ndarray, budget: float) -> float:
@@ -34,7 +38,7 @@ def fpr_threshold(probabilities: np.ndarray, budget: float) -> float:
 
 def benign_threshold(probabilities: np.ndarray, sources: np.ndarray, budget: float) -> tuple[float, str]:
     """The threshold meeting ``budget`` on all rows and on every everyday source with enough rows, and which
-    one set it."""
+    one set it (or the probability floor, when every budget allows a lower cut)."""
     cut, binding = fpr_threshold(probabilities, budget), "all benign rows"
     for source in sorted(set(sources.tolist()) & set(EVERYDAY_SOURCES)):
         chosen = probabilities[sources == source]
@@ -42,6 +46,8 @@ def benign_threshold(probabilities: np.ndarray, sources: np.ndarray, budget: flo
             candidate = fpr_threshold(chosen, budget)
             if candidate > cut:
                 cut, binding = candidate, source
+    if cut < PROBABILITY_FLOOR:
+        cut, binding = PROBABILITY_FLOOR, f"probability floor {PROBABILITY_FLOOR:g}"
     return cut, binding
 
 
@@ -75,7 +81,8 @@ def calibrate_heads(safety, heads: Mapping[str, torch.nn.Module], corpus: Corpus
         threshold, binding = benign_threshold(p[benign], sources, budget)
         metrics = binary_metrics(y, p[known], threshold)
         metrics["threshold_rule"] = (f"false-positive rate <= {budget:g} on all {int(benign.sum())} held-out benign rows and "
-                                     f"on each everyday source with >= {MIN_SOURCE_ROWS} of them (binding: {binding})")
+                                     f"on each everyday source with >= {MIN_SOURCE_ROWS} of them, and at least "
+                                     f"{PROBABILITY_FLOOR:g} (binding: {binding})")
         metrics["split"] = "calibration (held out from training)"
         card = HeadCard(policy=name, description=descriptions.get(name, ""), threshold=threshold, calibration=calibration,
                         safety_model=safety.card.fingerprint, metrics=metrics, training={"joint": True, **training},

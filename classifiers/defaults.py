@@ -13,12 +13,11 @@ from shieldkit.classifiers.augment import training_corpus
 from shieldkit.classifiers.registry import DEFAULT_POLICIES, POLICY_ROOT, SAFETY_ROOT, default_policy
 from shieldkit.classifiers.safety_training import SafetyTrainingConfig, train_safety_model
 
-# The settings the committed safety model was trained with (one epoch over 27,878 rows on 2 CPU cores): each
-# row's first window only and no carried injections. Four windows per row with 1,200 carried injections and
-# the larger team example set was trained and measured too (BENCHMARKS.md, runs 3 and 4, branch issue-9-run4)
-# and not shipped: each flagged everyday test messages.
-DEFAULT_TRAINING = SafetyTrainingConfig(epochs=1, max_tokens=96, max_windows=1, fpr_budget=0.01, seed=0)
-DEFAULT_CARRIED = 0  # carried injections (augment.py) in the defaults' corpus
+# The settings the committed safety model was trained with (run 5 in BENCHMARKS.md: one epoch over the training
+# split on 2 CPU cores, about 73 minutes): up to four windows of each row, the highest scoring as at inference,
+# and 1,200 carried injections (augment.py) on top of the public sets and the team examples.
+DEFAULT_TRAINING = SafetyTrainingConfig(epochs=1, max_tokens=96, max_windows=4, fpr_budget=0.01, seed=0)
+DEFAULT_CARRIED = 1200  # carried injections (augment.py) in the defaults' corpus
 
 
 def train_defaults(runtime, data_root: str | Path, out_dir: str | Path | None = None,

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from shieldkit.classifiers.corpus import EVALUATION_SETS, SETS, UNKNOWN, build_corpus, normalise
-from shieldkit.classifiers.calibration import fpr_threshold
+from shieldkit.classifiers.calibration import PROBABILITY_FLOOR, benign_threshold, fpr_threshold
 from shieldkit.errors import ConfigError
 
 from .conftest import DATA_ROOT
@@ -23,6 +23,18 @@ def test_fpr_threshold_flags_at_most_the_budget():
         assert np.mean(scores >= cut) <= budget
         assert np.mean(scores >= cut) >= budget - 0.002  # and not much less: the lowest such cut
     assert fpr_threshold(np.full(10, 0.3), 0.05) > 0.3  # ties pass together
+
+
+def test_benign_threshold_meets_each_everyday_source_and_never_falls_below_the_floor():
+    rng = np.random.default_rng(0)
+    easy = rng.random(1000) * 0.05  # benign rows that all score far below "more likely violating"
+    cut, binding = benign_threshold(easy, np.array(["clinc150-benign"] * 1000), 0.01)
+    assert cut == pytest.approx(PROBABILITY_FLOOR) and binding.startswith("probability floor")
+    chatty = np.concatenate([rng.random(800) * 0.05, 0.6 + rng.random(200) * 0.4])  # one source scores high
+    sources = np.array(["clinc150-benign"] * 800 + ["awesome-chatgpt-prompts-benign"] * 200)
+    cut, binding = benign_threshold(chatty, sources, 0.01)
+    assert binding == "awesome-chatgpt-prompts-benign" and cut > 0.9
+    assert np.mean(chatty[sources == binding] >= cut) <= 0.01
 
 
 def test_joint_heads_learn_their_own_policy(toy_safety, toy_corpus):
