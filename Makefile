@@ -35,6 +35,6 @@ test: install browser servers
 bench: install
 	HF_HUB_OFFLINE=1 $(BIN)/python bench/runtime.py
 
-# Retrain the safety model and the default policy heads from ../shared/data/training + the team examples (~45 min on 2 cores).
+# Retrain the safety model and the default policy heads from ../shared/data/training + the team examples (~75 min on 2 cores).
 policies: install
 	HF_HUB_OFFLINE=1 flock /tmp/shieldkit-cpu.lock $(BIN)/shieldkit train-defaults
