@@ -59,7 +59,8 @@ def card_text(classifier, evaluations: Mapping[str, Mapping[str, Any]] | None = 
         data = card.data
         lines += [f"{data.get('n')} examples ({data.get('positives')} violating) from `{data.get('source')}` "
                   f"(sha256 `{str(data.get('sha256'))[:16]}…`). Threshold rule: {card.training.get('threshold_rule')} on "
-                  f"{card.training.get('cv_folds')}-fold cross-validated scores.", ""]
+                  f"{card.training.get('cv_folds')}-fold cross-validated scores "
+                  f"({card.training.get('cv_repeats', 1)} repeats averaged).", ""]
     lines += ["## Metrics", "", "| set | texts | violating | precision | recall | false-positive rate | ROC-AUC | PR-AUC |",
               "|---|---|---|---|---|---|---|---|"]
     held = card.metrics if card.training.get("joint") else card.metrics.get("cross_validated", {})

@@ -76,6 +76,7 @@ def _add_training_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("training")
     group.add_argument("--seed", type=int, help=f"seed for the fold splits (default {default.seed})")
     group.add_argument("--folds", type=int, help=f"cross-validation folds for threshold and calibration (default {default.cv_folds})")
+    group.add_argument("--repeats", type=int, help=f"cross-validation repeats averaged per example (default {default.cv_repeats})")
     group.add_argument("--c", type=float, help="inverse L2 strength of the head (default: chosen by cross-validation)")
     group.add_argument("--threshold-rule", choices=THRESHOLD_RULE_NAMES,
                        help=f"how cross-validated scores set the threshold (default {default.threshold_rule})")
@@ -100,7 +101,8 @@ def _add_column_arguments(parser: argparse.ArgumentParser) -> None:
 def _training_config(args: argparse.Namespace):
     from shieldkit.classifiers.config import TrainingConfig
 
-    values = {"seed": args.seed, "cv_folds": args.folds, "c": args.c, "threshold_rule": args.threshold_rule}
+    values = {"seed": args.seed, "cv_folds": args.folds, "cv_repeats": args.repeats, "c": args.c,
+              "threshold_rule": args.threshold_rule}
     return TrainingConfig(**{key: value for key, value in values.items() if value is not None})
 
 

@@ -16,6 +16,7 @@ C_GRID = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)  # head strengths the inner c
 @dataclass(frozen=True)
 class TrainingConfig:
     cv_folds: int = 3  # stratified folds whose held-out scores choose the threshold and calibrate probabilities
+    cv_repeats: int = 5  # fold splits averaged per example; one split of 16 examples makes the threshold a coin toss
     threshold_rule: str = "f1"  # how held-out scores set the threshold: "f1" (F1-best) or "youden" (max TPR - FPR)
     c: float | None = None  # inverse L2 strength of the logistic head on standardised states; None = from C_GRID
     #                         by inner cross-validated log-loss
@@ -24,6 +25,8 @@ class TrainingConfig:
     def __post_init__(self) -> None:
         if isinstance(self.cv_folds, bool) or not isinstance(self.cv_folds, int) or self.cv_folds < 2:
             raise ConfigError(f"TrainingConfig.cv_folds must be a whole number >= 2, got {self.cv_folds!r}")
+        if isinstance(self.cv_repeats, bool) or not isinstance(self.cv_repeats, int) or self.cv_repeats < 1:
+            raise ConfigError(f"TrainingConfig.cv_repeats must be a whole number >= 1, got {self.cv_repeats!r}")
         if self.threshold_rule not in THRESHOLD_RULE_NAMES:
             raise ConfigError(f"TrainingConfig.threshold_rule must be one of {', '.join(THRESHOLD_RULE_NAMES)}, "
                               f"got {self.threshold_rule!r}")

@@ -6,16 +6,19 @@ new policy needs only a linear readout of it, fitted in seconds from 16-100 exam
 1. Each example's pooled state is computed once (its first window of the safety model's ``max_tokens``).
 2. The head is an L2-regularised, class-balanced logistic regression on standardised states, folded back into a
    raw-state weight vector; its strength ``C`` is chosen by an inner cross-validation on the examples alone.
-3. ``cv_folds``-fold cross-validation gives held-out log-odds for every example: they fit Platt scaling and
-   choose the threshold (``threshold_rule``). The final head is fitted the same way on all examples; since
-   the head is a convex fit on fixed features, the folds' held-out scores describe it well (the per-policy LoRA
-   this replaced did not: its threshold transferred badly to the final model).
+3. ``cv_folds``-fold cross-validation, repeated ``cv_repeats`` times with fresh splits, gives each example the
+   mean of its held-out log-odds: they fit Platt scaling and choose the threshold (``threshold_rule``). The
+   final head is fitted the same way on all examples; since the head is a convex fit on fixed features, the
+   folds' held-out scores describe it well (the per-policy LoRA this replaced did not). With 16 examples a single
+   split still decides the threshold by which few examples share a fold; averaging the repeats removes most of
+   that luck (sklearn's ``RepeatedStratifiedKFold``; measured in BENCHMARKS.md, "Few-shot threshold").
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -25,7 +28,7 @@ import torch
 from shieldkit.classifiers.config import C_GRID, TrainingConfig
 from shieldkit.classifiers.data import LabeledData, from_pairs, load_examples
 from shieldkit.classifiers.evaluation import THRESHOLD_RULES, binary_metrics, fit_platt
-from shieldkit.classifiers.gemma import PolicyHead
+from shieldkit.classifiers.gemma import Calibration, PolicyHead
 from shieldkit.classifiers.safety import HeadCard, HeadClassifier, SafetyModel
 from shieldkit.errors import ConfigError, DataError
 
@@ -60,33 +63,51 @@ def train_classifier(
     safety = safety if safety is not None else load_safety_model(runtime)
     if safety.runtime is not runtime:
         raise ConfigError("the safety model runs on another runtime than the one given")
-    features = first_window_states(safety, data.texts)
-    c = config.c if config.c is not None else _choose_c(features, labels, config)
-    held_out = np.zeros(len(labels))
-    for train, test in _folds(labels, config.cv_folds, config.seed):
-        weight, bias = fit_logistic_head(features[train], labels[train], c)
-        held_out[test] = features[test] @ weight + bias
-    weight, bias = fit_logistic_head(features, labels, c)
-    calibration = fit_platt(held_out, labels)
-    held_out_p = calibration.apply(torch.tensor(held_out)).numpy()
-    threshold = THRESHOLD_RULES[config.threshold_rule](held_out_p, labels)
+    fit = fit_head(first_window_states(safety, data.texts), labels, config)
     head = PolicyHead(runtime.info.hidden_size)
     with torch.no_grad():
-        head.weight.copy_(torch.tensor(weight, dtype=torch.float32))
-        head.bias.fill_(float(bias))
+        head.weight.copy_(torch.tensor(fit.weight, dtype=torch.float32))
+        head.bias.fill_(fit.bias)
     card = HeadCard(
         policy=policy.strip(),
         description=description.strip(),
-        threshold=threshold,
-        calibration=calibration,
+        threshold=fit.threshold,
+        calibration=fit.calibration,
         safety_model=safety.card.fingerprint,
-        metrics={"cross_validated": binary_metrics(labels, held_out_p, threshold), "c": c,
+        metrics={"cross_validated": binary_metrics(labels, fit.held_out_p, fit.threshold), "c": fit.c,
                  "seconds": round(time.perf_counter() - started, 2)},
         training=config.to_dict(),
         data={"sha256": data.fingerprint(), "n": len(data), "positives": data.positives,
               "source": Path(data.source).name, "duplicates_dropped": len(data.duplicates)},
     )
     return HeadClassifier(safety, card, head)
+
+
+@dataclass(frozen=True)
+class HeadFit:
+    """A head fitted on fixed states: raw-state weight [D] and bias, and how its scores are read."""
+
+    weight: np.ndarray
+    bias: float
+    c: float  # the inverse L2 strength used
+    calibration: Calibration  # Platt scaling fitted on the held-out log-odds
+    threshold: float  # on calibrated probabilities, by config.threshold_rule
+    held_out_p: np.ndarray  # [N] calibrated held-out probability of each example
+
+    def probabilities(self, x: np.ndarray) -> np.ndarray:
+        """[N] calibrated probabilities of states x [N, D]."""
+        return self.calibration.apply(torch.tensor(x @ self.weight + self.bias)).numpy()
+
+
+def fit_head(features: np.ndarray, labels: np.ndarray, config: TrainingConfig) -> HeadFit:
+    """Steps 2-3 of the module docstring on states [N, D] with labels [N]."""
+    c = config.c if config.c is not None else _choose_c(features, labels, config)
+    held_out = held_out_log_odds(features, labels, c, config)
+    weight, bias = fit_logistic_head(features, labels, c)
+    calibration = fit_platt(held_out, labels)
+    held_out_p = calibration.apply(torch.tensor(held_out)).numpy()
+    threshold = THRESHOLD_RULES[config.threshold_rule](held_out_p, labels)
+    return HeadFit(weight, bias, c, calibration, float(threshold), held_out_p)
 
 
 def first_window_states(safety: SafetyModel, texts: Sequence[str]) -> np.ndarray:
@@ -103,6 +124,18 @@ def fit_logistic_head(x: np.ndarray, y: np.ndarray, c: float) -> tuple[np.ndarra
     fit = LogisticRegression(C=c, class_weight="balanced", max_iter=5000).fit((x - mean) / std, y)
     weight = fit.coef_[0] / std
     return weight, float(fit.intercept_[0] - (fit.coef_[0] * mean / std).sum())
+
+
+def held_out_log_odds(x: np.ndarray, y: np.ndarray, c: float, config: TrainingConfig) -> np.ndarray:
+    """[N] each example's log-odds from the heads that did not see it, averaged over ``config.cv_repeats`` splits."""
+    from sklearn.model_selection import RepeatedStratifiedKFold
+
+    total = np.zeros(len(y))
+    splitter = RepeatedStratifiedKFold(n_splits=config.cv_folds, n_repeats=config.cv_repeats, random_state=config.seed)
+    for train, test in splitter.split(np.zeros(len(y)), y):
+        weight, bias = fit_logistic_head(x[train], y[train], c)
+        total[test] += x[test] @ weight + bias
+    return total / config.cv_repeats
 
 
 def _choose_c(x: np.ndarray, y: np.ndarray, config: TrainingConfig) -> float:
