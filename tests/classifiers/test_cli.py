@@ -17,7 +17,7 @@ def trained(tmp_path_factory, toy_safety_folder):
     data.write_text("text,label\n" + "".join(f'"{t}",{y}\n' for t, y in TOY_PAIRS), encoding="utf-8")
     out = folder / "toy"
     code = main(["train", "--data", str(data), "--policy", "toy", "--description", "toy policy", "--out", str(out),
-                 "--seed", "1", "--model", "tiny-random", "--safety-model", str(toy_safety_folder)])
+                 "--seed", "1", "--repeats", "2", "--model", "tiny-random", "--safety-model", str(toy_safety_folder)])
     assert code == 0
     return data, out, ["--model", "tiny-random", "--safety-model", str(toy_safety_folder)]
 
@@ -27,6 +27,7 @@ def test_train_saves_a_folder(trained, capsys):
     card = json.loads((out / "classifier.json").read_text())
     assert card["policy"] == "toy" and card["description"] == "toy policy"
     assert card["training"]["seed"] == 1 and card["training"]["cv_folds"] == 3
+    assert card["training"]["cv_repeats"] == 2
 
 
 def test_classify_arguments_and_stdin(trained, capsys, monkeypatch):
