@@ -13,6 +13,7 @@ many seeds fell below 0.5 (a threshold that transferred badly).
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -34,7 +35,8 @@ def sample(pool: np.ndarray, labels: np.ndarray, setting: str, seed: int) -> lis
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--data-root", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
+    parser.add_argument("--data-root", type=Path,
+                        default=os.environ.get("SHIELDKIT_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
     parser.add_argument("--settings", default="10,16,8:24,24:8,64,50:150",
                         help="training samples: balanced sizes or positives:negatives (default %(default)s)")
     parser.add_argument("--seeds", type=int, default=40)
