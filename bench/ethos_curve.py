@@ -1,8 +1,8 @@
 """The ETHOS few-shot curve (read by bench/classifiers.py): k balanced training comments per seed from a pool,
 a fixed 398-comment test split, three methods trained on the same k examples.
 
-ETHOS label = isHate >= 0.5. Every method picks its threshold from its own k examples (3-fold cross-validated,
-``TrainingConfig().threshold_rule``); none sees the test split. shieldkit's time includes computing the k examples'
+ETHOS label = isHate >= 0.5. Every method picks its threshold from its own k examples the same way (held-out
+scores of ``TrainingConfig``'s repeated 3-fold splits, its ``threshold_rule``); none sees the test split. shieldkit's time includes computing the k examples'
 states through the safety model, as ``shieldkit train`` does.
 """
 
@@ -35,18 +35,23 @@ def balanced(pool: np.ndarray, labels: np.ndarray, k: int, seed: int) -> list[in
     return [int(i) for i in rng.permutation(chosen)]
 
 
-def cv_threshold(make_model, x, y) -> float:
-    from sklearn.model_selection import StratifiedKFold, cross_val_predict
-
+def cv_threshold(make_model, x, y, seed: int) -> float:
+    """The baselines' threshold by shieldkit's procedure: held-out log-odds averaged over the same repeated fold
+    splits (``TrainingConfig(seed=seed)``), then the same threshold rule on their probabilities."""
     from shieldkit.classifiers import TrainingConfig
     from shieldkit.classifiers.evaluation import THRESHOLD_RULES
+    from shieldkit.classifiers.training import fold_splits
 
-    folds = StratifiedKFold(3, shuffle=True, random_state=0)
-    probabilities = cross_val_predict(make_model(), x, y, cv=folds, method="predict_proba")[:, 1]
-    return THRESHOLD_RULES[TrainingConfig().threshold_rule](probabilities, y)
+    config = TrainingConfig(seed=seed)
+    total = np.zeros(len(y))
+    for train, test in fold_splits(y, config.cv_folds, config.cv_repeats, config.seed):
+        model = make_model().fit(x[train], y[train])
+        total[test] += model.decision_function(x[test])
+    probabilities = 1.0 / (1.0 + np.exp(-total / config.cv_repeats))
+    return THRESHOLD_RULES[config.threshold_rule](probabilities, y)
 
 
-def run_tfidf(texts, labels, train, test):
+def run_tfidf(texts, labels, train, test, seed):
     from sklearn.feature_extraction.text import TfidfVectorizer
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
@@ -56,19 +61,19 @@ def run_tfidf(texts, labels, train, test):
 
     started = time.perf_counter()
     x = np.array([texts[i] for i in train], dtype=object)
-    threshold = cv_threshold(make, x, labels[train])
+    threshold = cv_threshold(make, x, labels[train], seed)
     model = make().fit(list(x), labels[train])
     return model.predict_proba([texts[i] for i in test])[:, 1], threshold, time.perf_counter() - started
 
 
-def run_minilm(embeddings, labels, train, test):
+def run_minilm(embeddings, labels, train, test, seed):
     from sklearn.linear_model import LogisticRegression
 
     def make():
         return LogisticRegression(C=1.0, max_iter=2000)
 
     started = time.perf_counter()
-    threshold = cv_threshold(make, embeddings[train], labels[train])
+    threshold = cv_threshold(make, embeddings[train], labels[train], seed)
     model = make().fit(embeddings[train], labels[train])
     return model.predict_proba(embeddings[test])[:, 1], threshold, time.perf_counter() - started
 
@@ -99,8 +104,8 @@ def run_curve(runtime, data_root: Path, ks, seeds) -> list[dict]:
     for k in ks:
         for seed in range(seeds):
             train = balanced(pool, labels, k, seed)
-            for method, run in (("TF-IDF + LR", lambda: run_tfidf(texts, labels, train, test)),
-                                ("MiniLM + LR", lambda: run_minilm(embeddings, labels, train, test)),
+            for method, run in (("TF-IDF + LR", lambda: run_tfidf(texts, labels, train, test, seed)),
+                                ("MiniLM + LR", lambda: run_minilm(embeddings, labels, train, test, seed)),
                                 ("shieldkit (head on the safety model)", lambda: run_shieldkit(train, seed))):
                 scores, threshold, seconds = run()
                 row = {"k": k, "seed": seed, "method": method, "seconds": seconds, "threshold": float(threshold),

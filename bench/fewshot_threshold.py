@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -65,7 +64,7 @@ def main() -> None:
             rest = np.setdiff1d(np.arange(len(pool)), train)
             x, y = states[train], labels[pool[train]]
             for r in repeats:
-                fit = fit_head(x, y, replace(TrainingConfig(seed=seed), cv_repeats=r))
+                fit = fit_head(x, y, TrainingConfig(seed=seed, cv_repeats=r))
                 f1[r].append(f1_score(labels[pool[rest]], fit.probabilities(states[rest]) >= fit.threshold))
         for r in repeats:
             v = np.array(f1[r])

@@ -59,8 +59,7 @@ def card_text(classifier, evaluations: Mapping[str, Mapping[str, Any]] | None = 
         data = card.data
         lines += [f"{data.get('n')} examples ({data.get('positives')} violating) from `{data.get('source')}` "
                   f"(sha256 `{str(data.get('sha256'))[:16]}…`). Threshold rule: {card.training.get('threshold_rule')} on "
-                  f"{card.training.get('cv_folds')}-fold cross-validated scores "
-                  f"({card.training.get('cv_repeats', 1)} repeats averaged).", ""]
+                  f"{card.training.get('cv_folds')}-fold cross-validated scores{_repeats(card.training)}.", ""]
     lines += ["## Metrics", "", "| set | texts | violating | precision | recall | false-positive rate | ROC-AUC | PR-AUC |",
               "|---|---|---|---|---|---|---|---|"]
     held = card.metrics if card.training.get("joint") else card.metrics.get("cross_validated", {})
@@ -78,3 +77,8 @@ def write_card(classifier, path: str | Path, evaluations: Mapping[str, Mapping[s
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(card_text(classifier, evaluations, failure_modes), encoding="utf-8")
     return path
+
+
+def _repeats(training: dict) -> str:
+    repeats = training.get("cv_repeats", 1)  # cards written before cv_repeats existed used one split
+    return f", averaged over {repeats} fold splits" if repeats > 1 else ""

@@ -16,7 +16,7 @@ C_GRID = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)  # head strengths the inner c
 @dataclass(frozen=True)
 class TrainingConfig:
     cv_folds: int = 3  # stratified folds whose held-out scores choose the threshold and calibrate probabilities
-    cv_repeats: int = 5  # fold splits averaged per example; one split of 16 examples makes the threshold a coin toss
+    cv_repeats: int = 5  # fold splits whose held-out scores are averaged per example (1 = a single split)
     threshold_rule: str = "f1"  # how held-out scores set the threshold: "f1" (F1-best) or "youden" (max TPR - FPR)
     c: float | None = None  # inverse L2 strength of the logistic head on standardised states; None = from C_GRID
     #                         by inner cross-validated log-loss

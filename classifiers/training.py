@@ -9,9 +9,9 @@ new policy needs only a linear readout of it, fitted in seconds from 16-100 exam
 3. ``cv_folds``-fold cross-validation, repeated ``cv_repeats`` times with fresh splits, gives each example the
    mean of its held-out log-odds: they fit Platt scaling and choose the threshold (``threshold_rule``). The
    final head is fitted the same way on all examples; since the head is a convex fit on fixed features, the
-   folds' held-out scores describe it well (the per-policy LoRA this replaced did not). With 16 examples a single
-   split still decides the threshold by which few examples share a fold; averaging the repeats removes most of
-   that luck (sklearn's ``RepeatedStratifiedKFold``; measured in BENCHMARKS.md, "Few-shot threshold").
+   folds' held-out scores describe it well (the per-policy LoRA this replaced did not). With 16 examples the
+   threshold of a single split moves with which examples share a fold; the repeats average part of that out
+   (``fold_splits``; measured in BENCHMARKS.md, "Few-shot threshold").
 """
 
 from __future__ import annotations
@@ -54,16 +54,11 @@ def train_classifier(
         raise ConfigError("policy must be a non-empty name, e.g. 'spoilers'")
     data = _as_data(data)
     labels = np.asarray(data.labels)
-    counts = {label: int((labels == label).sum()) for label in (0, 1)}
-    if min(counts.values()) < config.cv_folds:
-        raise DataError(
-            f"{data.source}: {config.cv_folds}-fold cross-validation needs at least {config.cv_folds} examples of "
-            f"each class; found {counts[1]} violating and {counts[0]} allowed"
-        )
+    check_class_counts(labels, config, data.source)
     safety = safety if safety is not None else load_safety_model(runtime)
     if safety.runtime is not runtime:
         raise ConfigError("the safety model runs on another runtime than the one given")
-    fit = fit_head(first_window_states(safety, data.texts), labels, config)
+    fit = fit_head(first_window_states(safety, data.texts), labels, config, source=data.source)
     head = PolicyHead(runtime.info.hidden_size)
     with torch.no_grad():
         head.weight.copy_(torch.tensor(fit.weight, dtype=torch.float32))
@@ -89,7 +84,7 @@ class HeadFit:
 
     weight: np.ndarray
     bias: float
-    c: float  # the inverse L2 strength used
+    c: float  # chosen from C_GRID unless config.c was given
     calibration: Calibration  # Platt scaling fitted on the held-out log-odds
     threshold: float  # on calibrated probabilities, by config.threshold_rule
     held_out_p: np.ndarray  # [N] calibrated held-out probability of each example
@@ -99,8 +94,9 @@ class HeadFit:
         return self.calibration.apply(torch.tensor(x @ self.weight + self.bias)).numpy()
 
 
-def fit_head(features: np.ndarray, labels: np.ndarray, config: TrainingConfig) -> HeadFit:
-    """Steps 2-3 of the module docstring on states [N, D] with labels [N]."""
+def fit_head(features: np.ndarray, labels: np.ndarray, config: TrainingConfig, *, source: str = "examples") -> HeadFit:
+    """Steps 2-3 of the module docstring on states [N, D] with labels [N] (``source`` names them in errors)."""
+    check_class_counts(labels, config, source)
     c = config.c if config.c is not None else _choose_c(features, labels, config)
     held_out = held_out_log_odds(features, labels, c, config)
     weight, bias = fit_logistic_head(features, labels, c)
@@ -108,6 +104,16 @@ def fit_head(features: np.ndarray, labels: np.ndarray, config: TrainingConfig) -
     held_out_p = calibration.apply(torch.tensor(held_out)).numpy()
     threshold = THRESHOLD_RULES[config.threshold_rule](held_out_p, labels)
     return HeadFit(weight, bias, c, calibration, float(threshold), held_out_p)
+
+
+def check_class_counts(labels: np.ndarray, config: TrainingConfig, source: str) -> None:
+    """DataError unless each class has at least ``config.cv_folds`` examples."""
+    counts = {label: int((np.asarray(labels) == label).sum()) for label in (0, 1)}
+    if min(counts.values()) < config.cv_folds:
+        raise DataError(
+            f"{source}: {config.cv_folds}-fold cross-validation needs at least {config.cv_folds} examples of "
+            f"each class; found {counts[1]} violating and {counts[0]} allowed"
+        )
 
 
 def first_window_states(safety: SafetyModel, texts: Sequence[str]) -> np.ndarray:
@@ -128,14 +134,20 @@ def fit_logistic_head(x: np.ndarray, y: np.ndarray, c: float) -> tuple[np.ndarra
 
 def held_out_log_odds(x: np.ndarray, y: np.ndarray, c: float, config: TrainingConfig) -> np.ndarray:
     """[N] each example's log-odds from the heads that did not see it, averaged over ``config.cv_repeats`` splits."""
-    from sklearn.model_selection import RepeatedStratifiedKFold
-
     total = np.zeros(len(y))
-    splitter = RepeatedStratifiedKFold(n_splits=config.cv_folds, n_repeats=config.cv_repeats, random_state=config.seed)
-    for train, test in splitter.split(np.zeros(len(y)), y):
+    for train, test in fold_splits(y, config.cv_folds, config.cv_repeats, config.seed):
         weight, bias = fit_logistic_head(x[train], y[train], c)
         total[test] += x[test] @ weight + bias
     return total / config.cv_repeats
+
+
+def fold_splits(labels: np.ndarray, folds: int, repeats: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(train, test) index pairs: ``repeats`` stratified ``folds``-fold splits, each example tested once per repeat
+    (sklearn's ``RepeatedStratifiedKFold``; its first repeat is ``StratifiedKFold(shuffle=True, random_state=seed)``)."""
+    from sklearn.model_selection import RepeatedStratifiedKFold
+
+    splitter = RepeatedStratifiedKFold(n_splits=folds, n_repeats=repeats, random_state=seed)
+    return list(splitter.split(np.zeros(len(labels)), labels))
 
 
 def _choose_c(x: np.ndarray, y: np.ndarray, config: TrainingConfig) -> float:
@@ -143,19 +155,12 @@ def _choose_c(x: np.ndarray, y: np.ndarray, config: TrainingConfig) -> float:
     losses = []
     for c in C_GRID:
         total = 0.0
-        for train, test in _folds(y, config.cv_folds, config.seed + 1):
+        for train, test in fold_splits(y, config.cv_folds, 1, config.seed + 1):
             weight, bias = fit_logistic_head(x[train], y[train], c)
             z = np.clip(x[test] @ weight + bias, -30, 30)
             total += float(np.sum(np.logaddexp(0, -z) * y[test] + np.logaddexp(0, z) * (1 - y[test])))
         losses.append(total)
     return float(C_GRID[int(np.argmin(np.round(losses, 9)))])
-
-
-def _folds(labels: np.ndarray, folds: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    from sklearn.model_selection import StratifiedKFold
-
-    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    return list(splitter.split(np.zeros(len(labels)), labels))
 
 
 def _as_data(data) -> LabeledData:

@@ -58,6 +58,7 @@ def test_eval_json_plot_and_card(trained, capsys, tmp_path):
     text = card.read_text()
     for heading in ("## Intended use", "## Training data", "## Metrics", "## Known failure modes"):
         assert heading in text
+    assert "3-fold cross-validated scores, averaged over 2 fold splits" in text
     assert "| examples.csv | 20 | 10 |" in text and "toy policy" in text
     assert main(["eval", "--classifier", str(out), "--data", str(data), *model]) == 0
     report = capsys.readouterr().out

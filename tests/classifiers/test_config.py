@@ -7,8 +7,8 @@ from shieldkit.classifiers.safety_training import SafetyTrainingConfig
 from shieldkit.errors import ConfigError
 
 
-@pytest.mark.parametrize("field, value", [("cv_folds", 1), ("cv_folds", True), ("cv_repeats", 0), ("cv_repeats", 2.0), ("c", 0.0), ("c", float("nan")),
-                                          ("seed", -1), ("threshold_rule", "auc")])
+@pytest.mark.parametrize("field, value", [("cv_folds", 1), ("cv_folds", True), ("cv_repeats", 0), ("cv_repeats", 2.0),
+                                          ("c", 0.0), ("c", float("nan")), ("seed", -1), ("threshold_rule", "auc")])
 def test_bad_training_settings_name_the_field(field, value):
     with pytest.raises(ConfigError, match=rf"TrainingConfig\.{field}"):
         TrainingConfig(**{field: value})
