@@ -2,8 +2,8 @@
 a fixed 398-comment test split, three methods trained on the same k examples.
 
 ETHOS label = isHate >= 0.5. Every method picks its threshold from its own k examples the same way (held-out
-scores of ``TrainingConfig``'s repeated 3-fold splits, its ``threshold_rule``); none sees the test split. shieldkit's time includes computing the k examples'
-states through the safety model, as ``shieldkit train`` does.
+scores of ``TrainingConfig``'s repeated 3-fold splits, its ``threshold_rule``); none sees the test split.
+shieldkit's time includes computing the k examples' states through the safety model, as ``shieldkit train`` does.
 """
 
 from __future__ import annotations

@@ -1,11 +1,11 @@
 """Held-out log-odds choose a few-shot head's threshold; repeated splits keep it from hanging on one fold split."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
-import torch
 
 from shieldkit.classifiers import TrainingConfig
-from shieldkit.classifiers.evaluation import THRESHOLD_RULES, fit_platt
 from shieldkit.classifiers.training import fit_head, fit_logistic_head, fold_splits, held_out_log_odds
 from shieldkit.errors import DataError
 
@@ -19,9 +19,7 @@ def _sixteen_examples():
 
 
 def _threshold(x, y, config):
-    held_out = held_out_log_odds(x, y, 1.0, config)
-    calibration = fit_platt(held_out, y)
-    return THRESHOLD_RULES["f1"](calibration.apply(torch.tensor(held_out)).numpy(), y)
+    return fit_head(x, y, replace(config, c=1.0)).threshold
 
 
 def test_no_example_is_scored_by_a_head_that_saw_it():
