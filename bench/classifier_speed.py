@@ -1,16 +1,16 @@
-"""Classifier speed: the seven default policies scored in float32 and in int8, beside one plain forward pass of the
-whole embedded model, in the same run (issue 11, item 2).
+"""Classifier speed: the seven default policies scored in float32, bfloat16 and int8, beside one plain forward pass
+of the whole embedded model, in the same run (issue 11, item 2).
 
     flock /tmp/shieldkit-cpu.lock env HF_HUB_OFFLINE=1 SHIELDKIT_PROGRESS=0 .venv/bin/python bench/classifier_speed.py
 
 Measured, on the embedded Gemma 3 270M with the shipped safety model:
 
 - one 64-token text scored against all seven default policies (``bank.score`` path, ``score_heads``): p50 and p90
-  of float32 and of int8, and one plain forward of the whole model on the same ids (18 layers; last-token logits,
+  of each precision, and one plain forward of the whole model on the same ids (18 layers; last-token logits,
   as a generation prefill, and all-token logits), interleaved repeat by repeat so a noisy neighbour hits each alike;
-- texts/s for batches of 8 and 32 short texts (the team's everyday messages), float32 and int8;
-- the accuracy the 0.01 bar is about: max and mean |int8 - float32| per policy on the everyday messages and the
-  harmful / injection texts of tests/classifiers (it does not depend on load).
+- texts/s for batches of 8 and 32 short texts (the team's everyday messages), in each precision;
+- the accuracy the 0.01 bar is about: max and mean |bfloat16 - float32| and |int8 - float32| per policy on the
+  everyday messages and the harmful / injection texts of tests/classifiers (it does not depend on load).
 
 Prints markdown tables with the bars (p50 <= 40 ms; p50 <= 0.7 x the forward) and the load average before and
 after, so a contended run shows itself. ``--json FILE`` also writes the raw numbers.
@@ -34,6 +34,7 @@ PARAGRAPH = ("The quarterly planning meeting covered the budget for the coming y
              "team, and the schedule for moving the office to the new building in the spring. Everyone agreed to send "
              "their comments on the draft by Friday, and the finance team will share updated numbers next week so "
              "that the final plan can be approved before the end of the month.")
+FAST = ("bfloat16", "int8")  # the scoring copies compared with float32
 BARS = {"p50_ms": 40.0, "ratio_to_forward": 0.7}  # issue 11: /v1/check of a 64-token text, all seven policies
 
 
@@ -69,8 +70,9 @@ def single_text(runtime, bank, text: str, repeats: int) -> dict[str, list[float]
             runtime.model(input_ids=ids, use_cache=False, logits_to_keep=keep)
 
     variants = {
-        "7 policies, float32": lambda: score_heads(bank.safety, heads, [text], precision="float32"),
-        "7 policies, int8": lambda: score_heads(bank.safety, heads, [text], precision="int8"),
+        **{f"7 policies, {precision}": (lambda precision=precision: score_heads(bank.safety, heads, [text],
+                                                                                precision=precision))
+           for precision in ("float32", *FAST)},
         "full forward, last-token logits": lambda: forward(1),
         "full forward, all-token logits": lambda: forward(0),
     }
@@ -85,11 +87,11 @@ def single_text(runtime, bank, text: str, repeats: int) -> dict[str, list[float]
 
 
 def throughput(bank, texts: list[str], batch: int, repeats: int) -> dict[str, float]:
-    """texts/s scoring ``texts`` in calls of ``batch`` texts, float32 and int8 interleaved; median over repeats."""
+    """texts/s scoring ``texts`` in calls of ``batch`` texts, the precisions interleaved; median over repeats."""
     from shieldkit.classifiers.safety import score_heads
 
     chunks = [texts[i:i + batch] for i in range(0, len(texts) - batch + 1, batch)]
-    rates: dict[str, list[float]] = {"float32": [], "int8": []}
+    rates: dict[str, list[float]] = {precision: [] for precision in ("float32", *FAST)}
     for _ in range(repeats):
         for precision in rates:
             seconds = timed(lambda: [score_heads(bank.safety, bank.classifiers, chunk, precision=precision)
@@ -98,17 +100,18 @@ def throughput(bank, texts: list[str], batch: int, repeats: int) -> dict[str, fl
     return {precision: statistics.median(values) for precision, values in rates.items()}
 
 
-def accuracy(bank) -> dict[str, dict[str, float]]:
+def accuracy(bank, precision: str) -> dict[str, dict[str, float]]:
+    """Per policy: max and mean |score in ``precision`` - float32 score| and the decisions that flip."""
     from shieldkit.classifiers.safety import score_heads
 
     texts = lines("everyday_messages.txt") + lines("harmful_messages.txt")
     reference = score_heads(bank.safety, bank.classifiers, texts, precision="float32")
-    int8 = score_heads(bank.safety, bank.classifiers, texts, precision="int8")
+    fast = score_heads(bank.safety, bank.classifiers, texts, precision=precision)
     out = {}
     for name, classifier in bank.classifiers.items():
-        gaps = [abs(a - b) for a, b in zip(reference[name], int8[name])]
+        gaps = [abs(a - b) for a, b in zip(reference[name], fast[name])]
         flips = sum((a >= classifier.threshold) != (b >= classifier.threshold) and abs(a - classifier.threshold) > 0.01
-                    for a, b in zip(reference[name], int8[name]))
+                    for a, b in zip(reference[name], fast[name]))
         out[name] = {"max": max(gaps), "mean": statistics.mean(gaps), "flips": flips, "texts": len(texts)}
     return out
 
@@ -132,10 +135,10 @@ def main(argv=None) -> int:
     load_before = os.getloadavg()
     runtime = GemmaRuntime.load(ModelSettings.create(model="embedded"), progress=False)
     bank = load_bank(None, runtime)
-    build = timed(bank.safety.int8_layers)
+    build = {precision: timed(lambda precision=precision: bank.safety.scoring_layers(precision)) for precision in FAST}
     text = text_of(runtime, args.tokens)
     results: dict = {"machine": {"cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-                                 "load_before": load_before}, "int8_build_seconds": build}
+                                 "load_before": load_before}, "build_seconds": build}
 
     times = single_text(runtime, bank, text, args.repeats)
     forward = statistics.median(times["full forward, last-token logits"])
@@ -154,26 +157,29 @@ def main(argv=None) -> int:
 
     short = lines("everyday_messages.txt")
     print("\n### Short texts (the team's everyday messages) in batches: texts/s\n")
-    print("| batch | float32 | int8 | int8 / float32 |")
-    print("|---|---|---|---|")
+    print("| batch | float32 | bfloat16 | int8 | bfloat16 / float32 | int8 / float32 |")
+    print("|---|---|---|---|---|---|")
     results["throughput"] = {}
     for batch in (8, 32):
         rates = throughput(bank, short, batch, args.batch_repeats)
         results["throughput"][batch] = rates
-        print(f"| {batch} | {rates['float32']:.1f} | {rates['int8']:.1f} | {rates['int8'] / rates['float32']:.2f} |")
+        print(f"| {batch} | {rates['float32']:.1f} | {rates['bfloat16']:.1f} | {rates['int8']:.1f} | "
+              f"{rates['bfloat16'] / rates['float32']:.2f} | {rates['int8'] / rates['float32']:.2f} |")
 
-    measured = accuracy(bank)
-    results["accuracy"] = measured
-    n = next(iter(measured.values()))["texts"]
-    print(f"\n### |int8 - float32| on the calibrated probability ({n} texts: everyday + harmful/injection); bar <= 0.01\n")
-    print("| policy | max | mean | flipped decisions (float score > 0.01 from the threshold) |")
-    print("|---|---|---|---|")
-    for name, values in measured.items():
-        print(f"| {name} | {values['max']:.4f} {'✓' if values['max'] <= 0.01 else '✗'} | {values['mean']:.4f} | "
-              f"{values['flips']} |")
+    results["accuracy"] = {}
+    for precision in FAST:
+        measured = results["accuracy"][precision] = accuracy(bank, precision)
+        n = next(iter(measured.values()))["texts"]
+        print(f"\n### |{precision} - float32| on the calibrated probability ({n} texts: everyday + harmful/injection); "
+              "bar <= 0.01\n")
+        print("| policy | max | mean | flipped decisions (float score > 0.01 from the threshold) |")
+        print("|---|---|---|---|")
+        for name, values in measured.items():
+            print(f"| {name} | {values['max']:.4f} {'✓' if values['max'] <= 0.01 else '✗'} | {values['mean']:.4f} | "
+                  f"{values['flips']} |")
 
     results["machine"]["load_after"] = os.getloadavg()
-    print(f"\nint8 copy built in {build:.2f} s; torch threads {torch.get_num_threads()}; load average before "
+    print(f"\ncopies built in {', '.join(f'{p} {t:.2f} s' for p, t in build.items())}; torch threads {torch.get_num_threads()}; load average before "
           f"{load_before[0]:.2f}, after {results['machine']['load_after'][0]:.2f} (above ~0.5 the timings are contended)")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))

@@ -14,8 +14,9 @@ so a bank scores all of them with one pass of ``readout`` layers per window. Not
 vocabulary logits are computed.
 
 Scoring runs in the runtime's ``classifier_precision`` (``SHIELDKIT_CLASSIFIER_PRECISION``): float32, the network
-above, or int8, a merged and quantized copy of layers [0, readout) (``int8.py``) built on the first int8 score and
-kept on the SafetyModel. Training, calibration, few-shot heads and the debugger's gradients always use float32.
+above, or bfloat16 / int8, a merged copy of layers [0, readout) with its linear maps in that precision
+(``scoring_layers.py``), built on the first such score and kept on the SafetyModel. Training, calibration, few-shot
+heads and the debugger's gradients always use float32.
 """
 
 from __future__ import annotations
@@ -40,7 +41,7 @@ if TYPE_CHECKING:
 FORMAT_VERSION = 2
 MAX_BATCH = 16  # windows per forward
 MAX_BATCH_TOKENS = 4096  # padded tokens per forward
-PRECISIONS = ("float32", "int8")  # how pooled states can be computed (SHIELDKIT_CLASSIFIER_PRECISION)
+PRECISIONS = ("float32", "bfloat16", "int8")  # how pooled states can be computed (SHIELDKIT_CLASSIFIER_PRECISION)
 
 
 @dataclass(frozen=True)
@@ -96,24 +97,24 @@ class SafetyModel:
         self.network = network.eval().requires_grad_(False)  # gradients go to inputs only, never to the weights
         for param in self.network.parameters():
             param.grad = None  # nothing left over from training
-        self._int8 = None  # the int8 scoring copy (int8.ScoringLayers), built by int8_layers() on first use
+        self._copies: dict[str, Any] = {}  # precision -> scoring_layers.ScoringLayers, built on first use
 
     @property
     def precision(self) -> str:
-        """How ``score_heads`` computes pooled states: the runtime's ``classifier_precision``, float32 or int8."""
+        """How ``score_heads`` computes pooled states: the runtime's ``classifier_precision``."""
         return self.runtime.info.classifier_precision
 
-    def int8_layers(self):
-        """The int8 scoring copy of layers [0, readout), built once (under the runtime's lock) and kept. Refused
-        (ConfigError naming the setting) unless the runtime's model is float32 on the CPU."""
-        from shieldkit.classifiers.int8 import ScoringLayers
+    def scoring_layers(self, precision: str):
+        """The bfloat16 or int8 scoring copy of layers [0, readout), built once per precision (under the runtime's
+        lock) and kept. Refused (ConfigError naming the setting) where the runtime's model cannot run it."""
+        from shieldkit.classifiers.scoring_layers import ScoringLayers
         from shieldkit.model.quantize import resolve_classifier_precision
 
-        resolve_classifier_precision("int8", self.runtime.model)
+        resolve_classifier_precision(precision, self.runtime.model)
         with self.runtime.lock:
-            if self._int8 is None:
-                self._int8 = ScoringLayers(self)
-            return self._int8
+            if precision not in self._copies:
+                self._copies[precision] = ScoringLayers(self, precision)
+            return self._copies[precision]
 
     def pooled_from_trunk(self, hidden: torch.Tensor, context: stack.StackContext, mask: torch.Tensor) -> torch.Tensor:
         """Trunk output hidden [B, T, D] (entering layer ``start``) -> pooled state [B, D]."""
@@ -142,24 +143,24 @@ class SafetyModel:
                precision: str = "float32") -> tuple[torch.Tensor, list[int]]:
         """Pooled states [W, D] of every window (or each text's first) and the text each window belongs to.
 
-        ``precision``: float32 (the reference; training and calibration use it) or int8 (``int8_layers``).
-        Padding is masked out, so in float32 a text's state depends on what else is in the batch only by float
+        ``precision``: float32 (the reference; training and calibration use it), bfloat16 or int8
+        (``scoring_layers``). Padding is masked out, so a text's state depends on what else is in the batch only by
         rounding; int8 quantizes each batch's activations with one scale, so there it depends a little more.
         """
         if precision not in PRECISIONS:
             raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
-        int8 = self.int8_layers() if precision == "int8" else None
+        fast = None if precision == "float32" else self.scoring_layers(precision)
         windows = self.windows(texts, first_only)
         states = [None] * len(windows)
         for batch in _batches(windows):
             ids, mask = pad_batch([windows[i][1] for i in batch], pad_value=self.runtime.tokenizer.pad_token_id or 0)
             with torch.inference_mode(), self.runtime.lock:
                 hidden = self.runtime.model.get_input_embeddings()(ids.to(self.runtime.device))  # [B, T, D]
-                if int8 is None:
+                if fast is None:
                     pooled = self.pooled_from_embeddings(hidden, mask).float().cpu()  # [B, D]
                 else:
                     context = stack.build_context(self.runtime.model, hidden, mask)
-                    pooled = stack.mean_pool(int8(hidden, context), mask).float().cpu()  # [B, D]
+                    pooled = stack.mean_pool(fast(hidden, context), mask).float().cpu()  # [B, D]
             for row, index in enumerate(batch):
                 states[index] = pooled[row]
         if not states:
@@ -185,7 +186,7 @@ def _batches(windows: list[tuple[int, torch.Tensor]]) -> list[list[int]]:
 def score_heads(safety: SafetyModel, heads: Mapping[str, HeadClassifier], texts: Sequence[str],
                 precision: str | None = None) -> dict[str, list[float]]:
     """{policy: [calibrated probability per text]}: one adapted pass per window, then every head.
-    ``precision``: float32 or int8; None: the safety model's (the runtime's ``classifier_precision``)."""
+    ``precision``: float32, bfloat16 or int8; None: the safety model's (the runtime's ``classifier_precision``)."""
     texts = list(texts) if not isinstance(texts, str) else texts
     pooled, owners = safety.pooled(texts, precision=precision or safety.precision)
     return score_pooled(heads, pooled, owners, len(texts))

@@ -1,5 +1,6 @@
 """The one int8 quantizer: torch's dynamic quantization of ``nn.Linear`` maps, used by generation's int8 decoding
-(``decoding.py``) and the classifiers' int8 scoring copy (``shieldkit.classifiers.int8``).
+(``decoding.py``) and the classifiers' int8 scoring copy (``shieldkit.classifiers.scoring_layers``); and the
+classifier_precision setting, which chooses between float32, bfloat16 and int8 scoring copies.
 
 Dynamic quantization stores each weight as int8 with one scale per output row and quantizes the activations on
 every call (one scale per call, from the input's min and max); the matmul runs in int8 (fbgemm / oneDNN). It is
@@ -16,7 +17,14 @@ from torch import nn
 
 from shieldkit.errors import ConfigError
 
-CLASSIFIER_PRECISIONS = ("float32", "int8")  # the values of the classifier_precision setting
+CLASSIFIER_PRECISIONS = ("auto", "float32", "bfloat16", "int8")  # the values of the classifier_precision setting
+
+
+def has_amx() -> bool:
+    """True when this CPU has AMX tiles (Intel Sapphire Rapids and later), where oneDNN's bfloat16 matmuls run
+    about 4x faster than float32 ones (BENCHMARKS.md). Without AMX, bfloat16 matmuls are slower than float32 here."""
+    probe = getattr(torch.cpu, "_is_amx_tile_supported", None)  # private in torch 2.13; absent means no AMX path
+    return bool(probe()) if probe is not None else False
 
 
 def int8_capable(model: nn.Module) -> bool:
@@ -32,13 +40,20 @@ def describe(model: nn.Module) -> str:
 
 
 def resolve_classifier_precision(requested: str, model: nn.Module) -> str:
-    """The classifier_precision setting, checked: int8 needs a float32 model on the CPU (refused otherwise, naming
-    the setting). float32 is the default: int8 misses the 0.01 score bound on the shipped safety model."""
+    """The classifier_precision setting, checked and resolved. ``auto``: bfloat16 for a float32 model on a CPU with
+    AMX (its scores stay within 0.01 of float32 on the shipped safety model; tested), else float32. bfloat16 needs
+    a float32 model (the reference it copies); int8 a float32 model on the CPU. Refusals name the setting."""
     if requested not in CLASSIFIER_PRECISIONS:
-        raise ConfigError(f"classifier_precision (SHIELDKIT_CLASSIFIER_PRECISION) must be float32 or int8, got {requested!r}")
+        raise ConfigError("classifier_precision (SHIELDKIT_CLASSIFIER_PRECISION) must be one of "
+                          f"{', '.join(CLASSIFIER_PRECISIONS)}, got {requested!r}")
+    if requested == "auto":
+        return "bfloat16" if int8_capable(model) and has_amx() else "float32"
     if requested == "int8" and not int8_capable(model):
         raise ConfigError("classifier_precision (SHIELDKIT_CLASSIFIER_PRECISION) 'int8' needs a float32 model on the "
                           f"CPU; this one is {describe(model)}")
+    if requested == "bfloat16" and next(model.parameters()).dtype != torch.float32:
+        raise ConfigError("classifier_precision (SHIELDKIT_CLASSIFIER_PRECISION) 'bfloat16' copies a float32 model; "
+                          f"this one is {describe(model)}")
     return requested
 
 

@@ -7,7 +7,8 @@ through the fair scheduler (``scheduler.py``) to the bank in a worker thread. Th
 (``cachetools.LRUCache``) of every head's score per text, keyed by the loaded bank's identity and the sha256 of the
 exact text. Scores do not depend on which other texts share a batch (beyond float rounding), so a cached score is
 the score. (With the opt-in ``SHIELDKIT_CLASSIFIER_PRECISION=int8`` they depend on it a little: int8 activations
-get one scale per batch; the identity names the precision, so float32 and int8 scores never mix in the cache.)
+get one scale per batch. The identity names the precision, so scores of different precisions never mix in the
+cache.)
 """
 
 from __future__ import annotations

@@ -1,11 +1,12 @@
-"""int8 against float32 on the real Gemma 3 270M with the shipped safety model and the seven default policies.
+"""bfloat16 and int8 against float32 on the real Gemma 3 270M with the shipped safety model and the seven default
+policies.
 
 The bar (issue 11, item 2): on the team's everyday messages and the harmful / injection texts of
-``harmful_messages.txt``, every policy's int8 score is within 0.01 of float32 (absolute, on the calibrated
-probability the thresholds use), with the same flagged/allowed decision except where the float score is within
-0.01 of the threshold. int8 becomes the default precision only if that holds; on the shipped safety model it does
-not (BENCHMARKS.md has the numbers), so the bar itself is an expected failure here, strict: the day a safety model
-keeps it, the suite says so and the default can switch.
+``harmful_messages.txt``, every policy's score is within 0.01 of float32 (absolute, on the calibrated probability
+the thresholds use), with the same flagged/allowed decision except where the float score is within 0.01 of the
+threshold. A precision may be what ``auto`` picks only if that holds. bfloat16 keeps it (``auto`` picks it on CPUs
+with AMX); int8 does not on the shipped safety model (BENCHMARKS.md has the numbers), so its bar is an expected
+failure here, strict: the day a safety model keeps it, the suite says so.
 """
 
 from pathlib import Path
@@ -15,9 +16,9 @@ import torch
 
 from shieldkit.classifiers import DEFAULT_POLICIES, load_bank, stack
 from shieldkit.classifiers.gemma import pad_batch
-from shieldkit.classifiers.int8 import ScoringLayers
+from shieldkit.classifiers.scoring_layers import ScoringLayers
 from shieldkit.classifiers.safety import score_heads
-from shieldkit.model import ModelSettings
+from shieldkit.model import ModelSettings, quantize
 
 pytestmark = pytest.mark.real_model
 
@@ -34,29 +35,41 @@ HARMFUL = _lines("harmful_messages.txt")
 
 
 @pytest.fixture(scope="module")
-def measured(real_runtime):
-    """(bank, texts, float32 scores, int8 scores): every default policy, scored in batches, once per module."""
+def scored(real_runtime):
+    """(bank, texts, {precision: scores}) for float32, bfloat16 and int8: every default policy, once per module."""
     bank = load_bank(None, real_runtime)
-    heads = bank.classifiers
     texts = EVERYDAY + HARMFUL
-    reference = score_heads(bank.safety, heads, texts, precision="float32")
-    int8 = score_heads(bank.safety, heads, texts, precision="int8")
-    return bank, texts, reference, int8
+    return bank, texts, {precision: score_heads(bank.safety, bank.classifiers, texts, precision=precision)
+                         for precision in ("float32", "bfloat16", "int8")}
+
+
+@pytest.fixture(scope="module")
+def measured(scored):
+    """(bank, texts, float32 scores, int8 scores)."""
+    bank, texts, scores = scored
+    return bank, texts, scores["float32"], scores["int8"]
+
+
+@pytest.fixture(scope="module")
+def measured_bf16(scored):
+    """(bank, texts, float32 scores, bfloat16 scores)."""
+    bank, texts, scores = scored
+    return bank, texts, scores["float32"], scores["bfloat16"]
 
 
 def _deviations(measured) -> dict[str, float]:
-    _, _, reference, int8 = measured
-    return {name: max(abs(a - b) for a, b in zip(reference[name], int8[name])) for name in reference}
+    _, _, reference, fast = measured
+    return {name: max(abs(a - b) for a, b in zip(reference[name], fast[name])) for name in reference}
 
 
 def _flips(measured) -> list[tuple[str, str, float, float]]:
-    """(policy, text, float score, int8 score) where the decision differs and the float score is not near the
+    """(policy, text, float score, other score) where the decision differs and the float score is not near the
     threshold."""
-    bank, texts, reference, int8 = measured
+    bank, texts, reference, fast = measured
     out = []
     for name, classifier in bank.classifiers.items():
         threshold = classifier.threshold
-        for text, f, q in zip(texts, reference[name], int8[name]):
+        for text, f, q in zip(texts, reference[name], fast[name]):
             if (f >= threshold) != (q >= threshold) and abs(f - threshold) > BOUND:
                 out.append((name, text, round(f, 3), round(q, 3)))
     return out
@@ -74,7 +87,7 @@ def test_the_merged_copy_is_exact_on_the_shipped_adapter(measured):
     quantization alone."""
     bank, texts, _, _ = measured
     safety = bank.safety
-    merged = ScoringLayers(safety, quantized=False)
+    merged = ScoringLayers(safety, "float32")
     sample = texts[::8]
     windows = [ids for _, ids in safety.windows(sample, first_only=True)]
     ids, mask = pad_batch(windows, pad_value=safety.runtime.tokenizer.pad_token_id or 0)
@@ -85,15 +98,21 @@ def test_the_merged_copy_is_exact_on_the_shipped_adapter(measured):
     assert torch.allclose(states, reference, rtol=1e-4, atol=1e-3)
 
 
-def test_int8_is_the_default_only_if_it_keeps_the_bound(measured):
-    deviations, flips = _deviations(measured), _flips(measured)
-    within = max(deviations.values()) <= BOUND and not flips
-    default = ModelSettings.model_fields["classifier_precision"].default
-    report = ", ".join(f"{name} {value:.4f}" for name, value in deviations.items())
-    if within:
-        assert default == "int8", f"int8 keeps the 0.01 bound now (max |int8 - float32|: {report}): make it the default"
-    else:
-        assert default == "float32", f"int8 misses the 0.01 bound ({report}; {len(flips)} flipped decisions)"
+def test_bfloat16_scores_stay_within_001_of_float32_with_the_same_decisions(measured_bf16):
+    deviations = _deviations(measured_bf16)
+    assert all(value <= BOUND for value in deviations.values()), deviations
+    assert not _flips(measured_bf16)
+
+
+def test_auto_picks_only_a_precision_that_keeps_the_bound(measured, measured_bf16, monkeypatch):
+    """auto resolves to bfloat16 (AMX) or float32, never int8; and int8 keeps failing the bound it would need."""
+    int8_within = max(_deviations(measured).values()) <= BOUND and not _flips(measured)
+    assert ModelSettings.model_fields["classifier_precision"].default == "auto"
+    for amx in (True, False):
+        monkeypatch.setattr(quantize, "has_amx", lambda amx=amx: amx)
+        picked = quantize.resolve_classifier_precision("auto", measured[0].safety.runtime.model)
+        assert picked == ("bfloat16" if amx else "float32")
+    assert not int8_within, "int8 keeps the 0.01 bound now: auto could pick it"
 
 
 @pytest.mark.xfail(strict=True, reason="measured on the shipped safety model: dynamic int8 moves default-policy "
