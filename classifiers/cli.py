@@ -58,8 +58,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "train-defaults", help="retrain the safety model and the default policies",
         description="Retrain the shared safety model and the default policy heads (hate, harassment, ...) from "
         "../shared/data/training and classifiers/policies/*/examples.jsonl into the package (or --out-dir). "
-        "About 45 minutes on 2 CPU cores; the frozen layers' states are kept in the model cache, so a rerun on "
-        "the same corpus takes about 25.",
+        "About 75 minutes on 2 CPU cores; the frozen layers' states are kept in the model cache, so a rerun on "
+        "the same corpus takes about 60.",
     )
     defaults.add_argument("--data-root", metavar="DIR", help="the public data folder (default: $SHIELDKIT_DATA, "
                           "else ../shared/data beside the project)")
