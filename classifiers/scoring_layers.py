@@ -47,7 +47,8 @@ class BFloat16Linear(nn.Module):
         super().__init__()
         self.in_features, self.out_features = linear.in_features, linear.out_features
         self.register_buffer("weight", linear.weight.detach().to(torch.bfloat16), persistent=False)  # [out, in]
-        self.bias = None if linear.bias is None else linear.bias.detach().clone()  # [out], float32
+        bias = None if linear.bias is None else linear.bias.detach().clone()  # [out], float32
+        self.register_buffer("bias", bias, persistent=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = F.linear(x.to(torch.bfloat16), self.weight).to(x.dtype)  # [..., out]
@@ -57,7 +58,7 @@ class BFloat16Linear(nn.Module):
 class ScoringLayers(nn.Module):
     """Layers [0, readout) of a safety model for inference: LoRA merged, nn.Linear maps in ``precision``."""
 
-    def __init__(self, safety: SafetyModel, precision: str = "int8") -> None:
+    def __init__(self, safety: SafetyModel, precision: str) -> None:
         super().__init__()
         if precision not in COPY_PRECISIONS:
             raise ConfigError(f"a scoring copy's precision must be one of {', '.join(COPY_PRECISIONS)}, "
