@@ -31,7 +31,9 @@ import torch
 from shieldkit.classifiers import stack
 from shieldkit.classifiers.base import GRADIENTS, ClassifierInput
 from shieldkit.classifiers.gemma import Calibration, PolicyHead, pad_batch, text_windows
+from shieldkit.classifiers.scoring_layers import ScoringLayers
 from shieldkit.errors import ConfigError
+from shieldkit.model.quantize import SCORING_PRECISIONS, resolve_classifier_precision
 
 if TYPE_CHECKING:
     from peft import PeftModel
@@ -41,7 +43,6 @@ if TYPE_CHECKING:
 FORMAT_VERSION = 2
 MAX_BATCH = 16  # windows per forward
 MAX_BATCH_TOKENS = 4096  # padded tokens per forward
-PRECISIONS = ("float32", "bfloat16", "int8")  # how pooled states can be computed (SHIELDKIT_CLASSIFIER_PRECISION)
 
 
 @dataclass(frozen=True)
@@ -107,12 +108,9 @@ class SafetyModel:
     def scoring_layers(self, precision: str):
         """The bfloat16 or int8 scoring copy of layers [0, readout), built once per precision (under the runtime's
         lock) and kept. Refused (ConfigError naming the setting) where the runtime's model cannot run it."""
-        from shieldkit.classifiers.scoring_layers import ScoringLayers
-        from shieldkit.model.quantize import resolve_classifier_precision
-
-        resolve_classifier_precision(precision, self.runtime.model)
         with self.runtime.lock:
-            if precision not in self._copies:
+            if precision not in self._copies:  # checked once, when the copy is built
+                resolve_classifier_precision(precision, self.runtime.model)
                 self._copies[precision] = ScoringLayers(self, precision)
             return self._copies[precision]
 
@@ -147,8 +145,8 @@ class SafetyModel:
         (``scoring_layers``). Padding is masked out, so a text's state depends on what else is in the batch only by
         rounding; int8 quantizes each batch's activations with one scale, so there it depends a little more.
         """
-        if precision not in PRECISIONS:
-            raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        if precision not in SCORING_PRECISIONS:
+            raise ConfigError(f"precision must be one of {', '.join(SCORING_PRECISIONS)}, got {precision!r}")
         fast = None if precision == "float32" else self.scoring_layers(precision)
         windows = self.windows(texts, first_only)
         states = [None] * len(windows)

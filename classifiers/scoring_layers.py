@@ -32,13 +32,10 @@ from torch import nn
 
 from shieldkit.classifiers import stack
 from shieldkit.errors import ConfigError
-from shieldkit.model.quantize import quantize_linear
+from shieldkit.model.quantize import SCORING_PRECISIONS, quantize_linear
 
 if TYPE_CHECKING:
     from shieldkit.classifiers.safety import SafetyModel
-
-COPY_PRECISIONS = ("float32", "bfloat16", "int8")  # what a scoring copy's linear maps can be
-
 
 class BFloat16Linear(nn.Module):
     """y = x W^T + b with W stored in bfloat16 and the matmul in bfloat16; x and y keep their dtype (float32)."""
@@ -60,8 +57,8 @@ class ScoringLayers(nn.Module):
 
     def __init__(self, safety: SafetyModel, precision: str) -> None:
         super().__init__()
-        if precision not in COPY_PRECISIONS:
-            raise ConfigError(f"a scoring copy's precision must be one of {', '.join(COPY_PRECISIONS)}, "
+        if precision not in SCORING_PRECISIONS:
+            raise ConfigError(f"a scoring copy's precision must be one of {', '.join(SCORING_PRECISIONS)}, "
                               f"got {precision!r}")
         inner = stack.decoder(safety.network)
         readout = safety.card.readout

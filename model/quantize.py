@@ -17,7 +17,8 @@ from torch import nn
 
 from shieldkit.errors import ConfigError
 
-CLASSIFIER_PRECISIONS = ("auto", "float32", "bfloat16", "int8")  # the values of the classifier_precision setting
+SCORING_PRECISIONS = ("float32", "bfloat16", "int8")  # what the classifiers can score in
+CLASSIFIER_PRECISIONS = ("auto", *SCORING_PRECISIONS)  # the values of the classifier_precision setting
 
 
 def has_amx() -> bool:
