@@ -1,5 +1,6 @@
 # Two set-up commands: `make run` starts the main job, `make test` runs the tests.
-# Each creates the virtual environment on first use (torch pinned to the CPU build on this machine's disk).
+# Each creates the virtual environment on first use (torch pinned to the CPU build on this machine's disk; the
+# llama-cpp extra compiles llama.cpp from source, about 6 minutes on 2 cores, once).
 
 VENV ?= .venv
 PYTHON ?= python3
@@ -12,7 +13,7 @@ $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e ".[test]"
+	$(BIN)/pip install --quiet -e ".[test,llama-cpp]"
 	touch $(STAMP)
 
 install: $(STAMP)

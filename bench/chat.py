@@ -4,7 +4,7 @@
 
 Each question is sent as one user message, as the proxy's embedded upstream sends it (``runtime.generate`` on the
 messages), with ``--max-tokens`` new tokens. Rows: Gemma's turn format on the float reference decoder (the
-behaviour before the transcript), the transcript on the reference decoder, and the transcript on the default
+behaviour before the transcript), the transcript on the reference decoder, on int8-head, and on the default
 decoder. Greedy, and sampled at temperature 0.7 / top-p 1.0 (the proxy's default temperature) for each seed.
 
 On-topic rule: an answer is on topic when it contains one of the question's keywords (listed beside it below),
@@ -53,7 +53,8 @@ QUESTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Which instrument has black and white keys?", ("piano", "keyboard", "organ")),
     ("Why should I drink water every day?", ("hydrat", "dehydrat", "body", "health")),
 )
-ROWS = (("turns", "reference"), ("transcript", "reference"), ("transcript", "auto"))  # (chat_format, decode)
+# (chat_format, decode); "auto" is llama-cpp where the extra is installed
+ROWS = (("turns", "reference"), ("transcript", "reference"), ("transcript", "int8-head"), ("transcript", "auto"))
 
 
 def keyword_pattern(keyword: str) -> re.Pattern:
@@ -82,15 +83,18 @@ def main() -> None:
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--seeds", type=int, nargs="*", default=[0, 1, 2])
     parser.add_argument("--show", action="store_true", help="print every greedy answer")
+    parser.add_argument("--decode", action="append", metavar="MODE",
+                        help="run only the rows of this decode mode as written in ROWS (repeatable; default: all)")
     args = parser.parse_args()
     check_questions()
-    base = GemmaRuntime.load(ModelSettings.create(decode="reference"), progress=False)
+    base = GemmaRuntime.load(ModelSettings.create(), progress=False)  # auto: finds the GGUF when llama-cpp can run
     print(f"# chat benchmark: {base.info.name}, {len(QUESTIONS)} questions, {args.max_tokens} new tokens at most\n")
     print(f"| chat format | decode | on topic, greedy (of {len(QUESTIONS)}) | on topic, T=0.7 (mean over seeds "
           f"{', '.join(map(str, args.seeds))}) | mean answer length, greedy (chars) |\n|---|---|---|---|---|")
     shown = {}
-    for chat_format, decode in ROWS:
-        runtime = GemmaRuntime(base.model, base.tokenizer, base.info, chat_format=chat_format, decode=decode)
+    for chat_format, decode in (row for row in ROWS if not args.decode or row[1] in args.decode):
+        runtime = GemmaRuntime(base.model, base.tokenizer, base.info, chat_format=chat_format, decode=decode,
+                               gguf=base.gguf)
         greedy, answers = run(runtime, GenerationConfig(max_new_tokens=args.max_tokens))
         sampled = [run(runtime, GenerationConfig(max_new_tokens=args.max_tokens, temperature=0.7, seed=s))[0]
                    for s in args.seeds]

@@ -6,7 +6,7 @@ Starts are timed as a user sees them: a fresh ``shieldkit model info`` process, 
 folder for the cold start and the same folder again for cached starts.
 
 The decoding table runs every ``decode`` mode (``shieldkit.model.decoding``) on the same loaded float32 model in
-the same process, interleaved (reference, int8-head, int8, reference, ...) so drifting load on the machine hits
+the same process, interleaved (reference, int8-head, int8, llama-cpp, reference, ...) so drifting load on the machine hits
 each path alike. "decode" is completion tokens / whole generate() time (including the prompt's prefill), as the
 earlier figures were measured. Greedy agreement: the first ``--match-tokens`` greedy tokens of each mode against
 the reference, on ``MATCH_PROMPTS`` (continuations and chat turns as the runtime renders them).
@@ -28,11 +28,11 @@ from pathlib import Path
 import torch
 
 from shieldkit.model import GemmaRuntime, GenerationConfig, ModelSettings
-from shieldkit.model.decoding import greedy_ids
+from shieldkit.model.decoding import DECODE_MODES, greedy_ids
 
 SHIELDKIT = str(Path(sys.executable).parent / "shieldkit")
 PROMPT = "Write a short paragraph about the history of the printing press and why it mattered."
-MODES = ("reference", "int8-head", "int8")
+MODES = DECODE_MODES  # reference, int8-head, int8, llama-cpp (the last needs the llama-cpp extra)
 MATCH_PROMPTS = (  # fixed; strings are continued, lists are chats
     "The capital of France is",
     "Once upon a time, in a small village by the sea,",
@@ -93,12 +93,12 @@ def prompt_greedy_ids(runtime: GemmaRuntime, prompt: str | list, tokens: int) ->
 
 
 def decode_paths(tokens: int, repeats: int, match_tokens: int) -> None:
-    base = GemmaRuntime.load(ModelSettings.create(decode="reference"), progress=False)
-    base.generate("warm up", GenerationConfig(max_new_tokens=4))  # fault in the (memory-mapped) float weights first
+    base = GemmaRuntime.load(ModelSettings.create(decode="llama-cpp"), progress=False)  # finds the GGUF file
+    base.forward("warm up")  # fault in the (memory-mapped) float weights first
     runtimes, built = {}, {}
     for mode in MODES:  # one float model, one runtime (and decoding copy) per mode
         before, started = rss_mb(), time.perf_counter()
-        runtimes[mode] = GemmaRuntime(base.model, base.tokenizer, base.info, decode=mode)
+        runtimes[mode] = GemmaRuntime(base.model, base.tokenizer, base.info, decode=mode, gguf=base.gguf)
         runtimes[mode].decode_step()
         built[mode] = (time.perf_counter() - started, rss_mb() - before)
     config = GenerationConfig(max_new_tokens=tokens)

@@ -4,6 +4,7 @@ Layout, keyed by the source's sha256 (so a changed GGUF never reuses a stale con
 
     <cache_dir>/models/<sha256[:16]>/tokenizer/   tokenizer.json, ... , manifest.json
     <cache_dir>/models/<sha256[:16]>/model/       model.safetensors, config.json, ... , manifest.json
+    <cache_dir>/models/<sha256[:16]>/gguf/        the embedded GGUF whole, manifest.json (only for llama-cpp)
 
 Each part is built in a sibling ``*.partial-<pid>`` folder, gets a manifest (size and CRC-32 of every file) written
 last, and is renamed into place atomically, under a file lock so two processes never build it twice. On load the
@@ -35,6 +36,7 @@ _CRC_BLOCK = 1 << 24
 # How many progress stages each part reports while it is built (for a bar with a known length).
 TOKENIZER_STAGES = 3  # assemble, convert, checksum
 MODEL_STAGES = 4  # assemble, dequantize, write, checksum
+EMBEDDED_GGUF = "gemma-3-270m-q4_k_m.gguf"
 
 
 @dataclass(frozen=True)
@@ -49,6 +51,10 @@ class CacheEntry:
     @property
     def tokenizer_dir(self) -> Path:
         return self.root / "tokenizer"
+
+    @property
+    def gguf_dir(self) -> Path:
+        return self.root / "gguf"
 
 
 @dataclass(frozen=True)
@@ -91,6 +97,16 @@ def ensure_model(entry: CacheEntry, progress: Callable[[str], None] = lambda sta
     return _ensure_part(entry.model_dir, build, entry.source, progress)
 
 
+def ensure_gguf(entry: CacheEntry, progress: Callable[[str], None] = lambda stage: None) -> Path:
+    """The embedded GGUF kept whole on disk (for llama.cpp, which reads a file), assembled once."""
+    def build(out: Path) -> None:
+        out.mkdir(parents=True)
+        progress("assembling the embedded GGUF")
+        assemble_embedded(out / EMBEDDED_GGUF)
+
+    return _ensure_part(entry.gguf_dir, build, entry.source, progress).path / EMBEDDED_GGUF
+
+
 @contextlib.contextmanager
 def source_gguf(entry: CacheEntry, progress: Callable[[str], None]) -> Iterator[Path]:
     """The source GGUF on disk; the embedded one is assembled from its chunks into a temporary folder."""
@@ -102,7 +118,7 @@ def source_gguf(entry: CacheEntry, progress: Callable[[str], None]) -> Iterator[
     entry.root.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=entry.root, prefix=".assemble-") as tmp:
         progress("assembling the embedded GGUF")
-        yield assemble_embedded(Path(tmp) / "gemma-3-270m-q4_k_m.gguf")
+        yield assemble_embedded(Path(tmp) / EMBEDDED_GGUF)
 
 
 def _ensure_part(

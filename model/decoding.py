@@ -12,34 +12,55 @@ float32 step). The int8 paths keep that read to a quarter:
 - ``int8`` also runs the decoder layers' linear maps in int8 (a separate copy; norms, attention and the
   embedding are the float model's own), which changes the hidden states slightly: greedy text can drift.
 
+- ``llama-cpp`` hands the step to llama.cpp on the GGUF file itself (``shieldkit.model.llama_cpp``, an optional
+  extra): several times faster again, with greedy text that can part from the float model's.
+
 Only ``GenerationStream`` decodes through a step. The debugger and the classifiers call ``runtime.model``,
 the float model with gradients, which the int8 copy never replaces or modifies.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Literal
 
 import torch
 from torch import nn
 
 from shieldkit.errors import ConfigError
+from shieldkit.model import llama_cpp
 from shieldkit.model.quantize import describe, int8_capable, int8_copy, quantize_linear
 
-DecodeMode = Literal["reference", "int8-head", "int8"]
+DecodeMode = Literal["reference", "int8-head", "int8", "llama-cpp"]
+DECODE_MODES: tuple[DecodeMode, ...] = ("reference", "int8-head", "int8", "llama-cpp")
 SHORTLIST = 64  # output-projection rows re-scored in float32 per step (64 x 640 multiply-adds: nothing)
 
 
-def resolve_mode(requested: str, model: nn.Module) -> DecodeMode:
-    """``auto`` -> int8-head for a float32 model on the CPU (the only place the int8 kernels run), else reference.
-    (int8-head keeps greedy text; ``int8`` stays opt-in until bench/runtime.py has measured its speed and drift.)
-    An explicit int8 mode on another dtype or device is refused, naming the setting."""
+def wants_gguf(requested: str) -> bool:
+    """Whether resolving ``requested`` may pick ``llama-cpp``, so the loader should find the GGUF file."""
+    return requested == "llama-cpp" or (requested == "auto" and llama_cpp.installed())
+
+
+def resolve_mode(requested: str, model: nn.Module, gguf: Path | None = None) -> DecodeMode:
+    """``auto`` -> llama-cpp for a GGUF model (``gguf``: its file) on the CPU when the optional package is
+    installed, else int8-head for a float32 model on the CPU (the only place the int8 kernels run), else reference.
+    (int8-head keeps greedy text; ``int8`` stays opt-in: bench/runtime.py measures its drift.)
+    A mode that cannot run on this model is refused, naming the setting and why."""
     int8_ok = int8_capable(model)
+    on_cpu = all(p.device.type == "cpu" for p in model.parameters())
     if requested == "auto":
+        if gguf is not None and on_cpu and llama_cpp.installed():
+            return "llama-cpp"
         return "int8-head" if int8_ok else "reference"
-    if requested not in ("reference", "int8-head", "int8"):
-        raise ConfigError(f"decode (SHIELDKIT_DECODE) must be auto, reference, int8-head or int8, got {requested!r}")
-    if requested != "reference" and not int8_ok:
+    if requested not in DECODE_MODES:
+        raise ConfigError(f"decode (SHIELDKIT_DECODE) must be auto, {', '.join(DECODE_MODES)}, got {requested!r}")
+    if requested == "llama-cpp":
+        if not llama_cpp.installed():
+            raise ConfigError(f"decode (SHIELDKIT_DECODE) 'llama-cpp' needs the llama-cpp-python package; {llama_cpp.INSTALL_HINT}")
+        if gguf is None:
+            raise ConfigError("decode (SHIELDKIT_DECODE) 'llama-cpp' needs a GGUF model (SHIELDKIT_MODEL=embedded or a "
+                              ".gguf file); this one has no GGUF file")
+    elif requested != "reference" and not int8_ok:
         raise ConfigError(f"decode (SHIELDKIT_DECODE) {requested!r} needs a float32 model on the CPU; this one is "
                           f"{describe(model)}")
     return requested
@@ -108,7 +129,10 @@ class Int8Head:
         return logits
 
 
-def build_step(mode: DecodeMode, model: nn.Module) -> ReferenceStep | Int8Step:
+def build_step(mode: DecodeMode, model: nn.Module, gguf: Path | None = None):
+    """The step for ``mode`` (resolved by ``resolve_mode``; ``gguf`` is needed for llama-cpp)."""
     if mode == "reference":
         return ReferenceStep(model)
+    if mode == "llama-cpp":
+        return llama_cpp.LlamaCppStep(gguf, vocab_size=model.config.vocab_size, threads=torch.get_num_threads())
     return Int8Step(model, int8_layers=mode == "int8")

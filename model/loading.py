@@ -60,6 +60,13 @@ def load_weights(source: ModelSource, cache_dir: Path, *, use_cache: bool, progr
     return loader(source, Path(cache_dir), use_cache=use_cache, progress=progress)
 
 
+def gguf_file(source: ModelSource, cache_dir: Path) -> Path | None:
+    """The GGUF file behind ``source`` (the embedded one assembled into the cache), or None for other sources."""
+    if source.kind == "embedded":
+        return model_cache.ensure_gguf(model_cache.cache_entry(Path(cache_dir), source))
+    return source.path if source.kind == "gguf" else None
+
+
 def _load_gguf(source: ModelSource, cache_dir: Path, *, use_cache: bool, progress: bool) -> LoadedWeights:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 

@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from shieldkit.errors import ConfigError, ModelSourceError
@@ -38,7 +39,7 @@ class ModelInfo:
     hidden_size: int
     vocab_size: int
     load_seconds: float
-    decode: str = "reference"  # how generation decodes: reference | int8-head | int8 (shieldkit.model.decoding)
+    decode: str = "reference"  # how generation decodes: reference | int8-head | int8 | llama-cpp (shieldkit.model.decoding)
     classifier_precision: str = "float32"  # how the classifiers score: float32 | bfloat16 | int8
     chat_format: str = "turns"  # how chat messages are rendered: turns | transcript (shieldkit.model.chat)
 
@@ -59,7 +60,8 @@ class GemmaRuntime:
     """
 
     def __init__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, info: ModelInfo, *,
-                 decode: str = "auto", chat_format: str = "auto", classifier_precision: str = "float32") -> None:
+                 decode: str = "auto", chat_format: str = "auto", classifier_precision: str = "float32",
+                 gguf: Path | None = None) -> None:
         from shieldkit.model.chat import resolve_chat_format
         from shieldkit.model.decoding import resolve_mode
         from shieldkit.model.quantize import resolve_classifier_precision
@@ -70,7 +72,8 @@ class GemmaRuntime:
         self.stop_token_ids = _stop_token_ids(tokenizer, model)
         fmt = resolve_chat_format(chat_format, has_template=bool(getattr(tokenizer, "chat_template", None)),
                                   source_kind=info.source_kind)
-        self.info = replace(info, decode=resolve_mode(decode, self.model), chat_format=fmt,
+        self.gguf = gguf  # the GGUF file the weights came from, for the llama-cpp decoder (None: not looked up)
+        self.info = replace(info, decode=resolve_mode(decode, self.model, gguf), chat_format=fmt,
                             classifier_precision=resolve_classifier_precision(classifier_precision, self.model))
         self._decode_step = None  # built by decode_step() on first use
 
@@ -83,6 +86,7 @@ class GemmaRuntime:
         ``use_cache=False`` loads a GGUF straight through transformers' dequantizer (slow; for checks only).
         """
         from shieldkit.model import loading
+        from shieldkit.model.decoding import wants_gguf
 
         settings = settings or ModelSettings.create()
         started = time.perf_counter()
@@ -92,9 +96,12 @@ class GemmaRuntime:
         loading.apply_threads(settings.threads)
         loaded = loading.load_weights(source, settings.resolved_cache_dir, use_cache=use_cache, progress=progress)
         model = loaded.model.to(device=device, dtype=dtype)
+        gguf = None
+        if wants_gguf(settings.decode):
+            gguf = loading.gguf_file(source, settings.resolved_cache_dir)
         info = _describe(source, loaded, model, dtype, device, time.perf_counter() - started)
         return cls(model, loaded.tokenizer, info, decode=settings.decode, chat_format=settings.chat_format,
-                   classifier_precision=settings.classifier_precision)
+                   classifier_precision=settings.classifier_precision, gguf=gguf)
 
     # --- text <-> tokens ---------------------------------------------------------------------------------------
 
@@ -169,7 +176,7 @@ class GemmaRuntime:
 
         with self.lock:
             if self._decode_step is None:
-                self._decode_step = build_step(self.info.decode, self.model)
+                self._decode_step = build_step(self.info.decode, self.model, self.gguf)
             return self._decode_step
 
     # --- internals (see shieldkit.model.internals for shapes) --------------------------------------------------

@@ -40,8 +40,10 @@ class ModelSettings(BaseSettings):
     # How generation decodes (the debugger and classifiers always use the float model). "int8": an int8 copy of
     # the decoder layers and output projection, the output projection's best candidates re-scored in float;
     # "int8-head": only the output projection in int8 (same re-scoring); "reference": the float model's own
-    # forward. "auto": int8-head for a float32 model on the CPU, else reference. See shieldkit.model.decoding.
-    decode: Literal["auto", "reference", "int8-head", "int8"] = "auto"
+    # forward; "llama-cpp": llama.cpp on the GGUF file itself (the optional extra shieldkit[llama-cpp]; GGUF models
+    # only). "auto": llama-cpp for a GGUF model on the CPU when that extra is installed, else int8-head for a
+    # float32 model on the CPU, else reference. See shieldkit.model.decoding.
+    decode: Literal["auto", "reference", "int8-head", "int8", "llama-cpp"] = "auto"
     # How the classifiers score (training, calibration and the debugger's gradients always use float32).
     # "float32": the float network; "bfloat16": a copy of the safety model's layers with the LoRA merged and the
     # linear maps in bfloat16 (scores within 0.01 of float32; fast only on CPUs with AMX); "int8": the same copy

@@ -85,4 +85,4 @@ class Startup(BackgroundLoad):
             self.upstream = GemmaUpstream(self.runtime, self.model_id, workers=s.generation_workers,
                                           default_max_tokens=s.default_max_tokens, max_tokens_limit=s.max_tokens_limit,
                                           default_temperature=s.default_temperature)
-            self.runtime.decode_step()  # the decoding path (an int8 copy by default) is built before any request
+            self.runtime.decode_step()  # the decoding path (llama.cpp or an int8 copy) is built before any request

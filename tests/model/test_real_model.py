@@ -75,7 +75,7 @@ def test_bfloat16_agrees_with_float32_on_the_next_token(real_runtime):
 
 def test_the_embedded_base_model_chats_through_a_transcript(real_runtime):
     """No chat template in the GGUF: a transcript, an on-topic answer, cut before the next turn."""
-    assert real_runtime.info.chat_format == "transcript" and real_runtime.info.decode == "int8-head"
+    assert real_runtime.info.chat_format == "transcript"
     result = real_runtime.generate([{"role": "user", "content": "What is the capital of France?"}],
                                    GenerationConfig(max_new_tokens=48))
     assert "Paris" in result.text and "User:" not in result.text and result.text == result.text.strip()
