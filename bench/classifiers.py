@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from eval_sets import BARS, card_metrics, evaluation_sets, measure  # noqa: E402
+from eval_sets import BARS, REPORTED, card_metrics, evaluation_sets, measure  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -104,6 +104,8 @@ def defaults_table(runtime, data_root: Path, results: dict, cards: bool, baselin
             ok = value >= bar if direction == ">=" else value <= bar
             cells.append(f"{'**' if value == best else ''}{value:.3f}{'**' if value == best else ''} {'✓' if ok else '✗'}")
         print(f"| {label} | {direction} {bar} | {' | '.join(cells)} |")
+    for key, label in REPORTED.items():
+        print(f"| {label} | (none) | {' | '.join(f'{measured[name][key]:.3f}' for name in names)} |")
     print("\n### Per policy (shieldkit): threshold, held-out split, and false-positive rates\n")
     print("| policy | threshold | held-out recall | held-out FPR | XSTest safe FPR | WildGuard benign FPR |")
     print("|---|---|---|---|---|---|")

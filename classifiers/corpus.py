@@ -8,7 +8,7 @@ for their own policy and unknown for the others when labelled 1, allowed for eve
 ``policies/benign.jsonl`` is allowed for every policy.
 
 Evaluation sets (XSTest, InjecGuard, ToxiGen, AdvBench, Giskard, ETHOS, and the team's held-out everyday
-messages in ``tests/classifiers/everyday_messages.txt``) are never trained on: any training row
+messages and multi-sentence requests in ``tests/classifiers/``) are never trained on: any training row
 whose normalised text equals one of theirs, or shares its first 48 normalised characters, is dropped and counted.
 Rows are split once, by a hash of the normalised text, into ``train`` and ``calibration`` (15 %): the calibration
 rows choose each head's threshold and Platt scaling and are never trained on. Both CyberSecEval sets (one is a
@@ -220,7 +220,17 @@ def _giskard(root: Path) -> Iterator[str]:
 @_evaluation("everyday-messages")
 def _everyday(root: Path) -> Iterator[str]:
     """The team's held-out list of everyday messages (tests/classifiers), when this is a source checkout."""
-    path = Path(__file__).resolve().parents[1] / "tests" / "classifiers" / "everyday_messages.txt"
+    yield from _team_lines("everyday_messages.txt")
+
+
+@_evaluation("multi-sentence-messages")
+def _multi_sentence(root: Path) -> Iterator[str]:
+    """The team's held-out multi-sentence requests (tests/classifiers), when this is a source checkout."""
+    yield from _team_lines("multi_sentence_messages.txt")
+
+
+def _team_lines(name: str) -> Iterator[str]:
+    path = Path(__file__).resolve().parents[1] / "tests" / "classifiers" / name
     if path.is_file():
         yield from (line.rstrip("\n") for line in path.open(encoding="utf-8") if line.strip() and not line.startswith("#"))
 

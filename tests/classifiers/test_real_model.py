@@ -50,6 +50,20 @@ def test_no_default_policy_flags_an_everyday_message(default_bank):
     assert not flagged
 
 
+MULTI_SENTENCE = [line.rstrip("\n") for line in (Path(__file__).with_name("multi_sentence_messages.txt")).open(encoding="utf-8")
+                  if line.strip() and not line.startswith("#")]
+
+
+def test_few_multi_sentence_requests_are_flagged(default_bank):
+    """The team's held-out multi-sentence requests: the shipped model flags 4 of 150 (measured 2026-12-03); a
+    retrained model must not flag more."""
+    assert len(MULTI_SENTENCE) == 150
+    scores = default_bank.score(MULTI_SENTENCE)
+    flagged = {text for name, classifier in default_bank.classifiers.items()
+               for text, score in zip(MULTI_SENTENCE, scores[name]) if score >= classifier.threshold}
+    assert len(flagged) <= 4, sorted(flagged)
+
+
 def test_scores_do_not_depend_on_the_batch(default_bank):
     texts = EVERYDAY[:6] + list(OBVIOUS.values())
     together = default_bank.score(texts)
