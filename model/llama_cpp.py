@@ -42,7 +42,7 @@ def installed() -> bool:
 def _bindings():
     try:
         import llama_cpp
-    except ImportError as exc:  # present but broken (e.g. built for another CPU): say so, never fall back silently
+    except (ImportError, OSError, RuntimeError) as exc:  # present but broken (e.g. built for another CPU): say so, never fall back silently
         raise ConfigError(f"decode (SHIELDKIT_DECODE) 'llama-cpp' could not import llama_cpp ({exc}); {INSTALL_HINT}") from exc
     return llama_cpp
 
@@ -65,7 +65,7 @@ class LlamaCppStep:
         params.n_gpu_layers = 0
         self._model = lib.llama_model_load_from_file(str(gguf).encode(), params)
         if not self._model:
-            raise ModelSourceError(f"llama.cpp could not load {gguf} (decode 'llama-cpp'); set SHIELDKIT_DECODE=auto")
+            raise ModelSourceError(f"llama.cpp could not load {gguf} (decode 'llama-cpp'); set SHIELDKIT_DECODE=int8-head")
         weakref.finalize(self, lib.llama_model_free, self._model)
         self.vocab_size = lib.llama_vocab_n_tokens(lib.llama_model_get_vocab(self._model))
         if self.vocab_size != vocab_size:
@@ -122,6 +122,7 @@ class _Sequence:
         capacity = min(max(needed + HEADROOM, 2 * self._capacity), max(limit, needed))
         if self._free is not None:
             self._free()  # the old context goes first: two never coexist for one generation
+        self._context, self._capacity, self._free = None, 0, None  # nothing freed is left in place if creation fails
         self._context = self._step.context(capacity)
         self._capacity = capacity
         self._free = weakref.finalize(self, self._lib.llama_free, self._context)
