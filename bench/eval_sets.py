@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from shieldkit.classifiers.corpus import team_lines
+
 # key -> (what is measured, direction, bar)
 BARS = {
     "xstest_safe_any": ("XSTest safe prompts flagged by any policy", "<=", 0.08),
@@ -39,8 +41,7 @@ def evaluation_sets(data_root: Path, project_root: Path) -> dict[str, dict]:
     xstest = _csv(data_root / "xstest" / "xstest_prompts.csv")
     flat = _csv(data_root / "injecguard" / "injecguard_eval_flat.csv")
     toxigen = _csv(data_root / "toxigen" / "toxigen_prompt_sentences.csv")
-    everyday, multi_sentence = (_team_lines(project_root / "tests" / "classifiers" / name)
-                                for name in ("everyday_messages.txt", "multi_sentence_messages.txt"))
+    everyday, multi_sentence = (list(team_lines(name)) for name in ("everyday_messages.txt", "multi_sentence_messages.txt"))
 
     def subset(*names):
         chosen = [r for r in flat if r["subset"] in names]
@@ -66,10 +67,6 @@ def evaluation_sets(data_root: Path, project_root: Path) -> dict[str, dict]:
         "everyday messages": negatives(everyday),
         "multi-sentence requests": negatives(multi_sentence),
     }
-
-
-def _team_lines(path: Path) -> list[str]:
-    return [line.rstrip("\n") for line in path.open(encoding="utf-8") if line.strip() and not line.startswith("#")]
 
 
 def measure(score, thresholds: dict[str, float], sets: dict[str, dict]) -> dict:

@@ -220,16 +220,17 @@ def _giskard(root: Path) -> Iterator[str]:
 @_evaluation("everyday-messages")
 def _everyday(root: Path) -> Iterator[str]:
     """The team's held-out list of everyday messages (tests/classifiers), when this is a source checkout."""
-    yield from _team_lines("everyday_messages.txt")
+    yield from team_lines("everyday_messages.txt")
 
 
 @_evaluation("multi-sentence-messages")
 def _multi_sentence(root: Path) -> Iterator[str]:
     """The team's held-out multi-sentence requests (tests/classifiers), when this is a source checkout."""
-    yield from _team_lines("multi_sentence_messages.txt")
+    yield from team_lines("multi_sentence_messages.txt")
 
 
-def _team_lines(name: str) -> Iterator[str]:
+def team_lines(name: str) -> Iterator[str]:
+    """The lines of one of the team's held-out lists in tests/classifiers (nothing outside a source checkout)."""
     path = Path(__file__).resolve().parents[1] / "tests" / "classifiers" / name
     if path.is_file():
         yield from (line.rstrip("\n") for line in path.open(encoding="utf-8") if line.strip() and not line.startswith("#"))
