@@ -28,6 +28,7 @@ import numpy as np
 import torch
 
 from shieldkit.errors import ConfigError, ModelSourceError
+from shieldkit.model.quantize import has_amx
 
 HEADROOM = 512  # tokens a new context holds beyond its prompt before it must grow
 PHYSICAL_BATCH = 256  # llama.cpp's n_ubatch: prompt tokens per kernel call (sets its compute buffer, ~20 MB)
@@ -63,6 +64,11 @@ class LlamaCppStep:
         lib.llama_backend_init()
         params = lib.llama_model_default_params()
         params.n_gpu_layers = 0
+        # ggml's AMX buffer type (weights repacked for AMX tiles, chosen on CPUs that have them) crashes the
+        # process in ggml_backend_amx_mul_mat at the first decode of this model's Q4_K_M tensors (llama-cpp-python
+        # 0.3.36; llama.cpp#20824; seen here on a Sapphire-Rapids-class Xeon). Where the CPU has AMX the extra
+        # buffer types are off and the plain CPU kernels run; elsewhere they stay on (AVX2 repacking).
+        params.use_extra_bufts = not has_amx()
         self._model = lib.llama_model_load_from_file(str(gguf).encode(), params)
         if not self._model:
             raise ModelSourceError(f"llama.cpp could not load {gguf} (decode 'llama-cpp'); set SHIELDKIT_DECODE=int8-head")
