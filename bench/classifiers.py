@@ -77,7 +77,7 @@ def defaults_table(runtime, data_root: Path, results: dict, cards: bool, baselin
     from shieldkit.classifiers.augment import training_corpus
     from shieldkit.classifiers.defaults import DEFAULT_CARRIED, DEFAULT_TRAINING
 
-    sets = evaluation_sets(data_root, ROOT)
+    sets = evaluation_sets(data_root)
     bank = load_bank(None, runtime)
     methods = {"shieldkit (safety model)": (lambda texts: bank.score(texts),
                                             {n: c.threshold for n, c in bank.classifiers.items()})}

@@ -36,7 +36,7 @@ def _csv(path: Path, delimiter: str = ",") -> list[dict]:
         return list(csv.DictReader(handle, delimiter=delimiter))
 
 
-def evaluation_sets(data_root: Path, project_root: Path) -> dict[str, dict]:
+def evaluation_sets(data_root: Path) -> dict[str, dict]:
     """{set: {"texts": [...], "labels": [...] (1 = should be flagged)}}."""
     xstest = _csv(data_root / "xstest" / "xstest_prompts.csv")
     flat = _csv(data_root / "injecguard" / "injecguard_eval_flat.csv")

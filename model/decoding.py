@@ -36,9 +36,10 @@ DECODE_MODES: tuple[DecodeMode, ...] = ("reference", "int8-head", "int8", "llama
 SHORTLIST = 64  # output-projection rows re-scored in float32 per step (64 x 640 multiply-adds: nothing)
 
 
-def wants_gguf(requested: str) -> bool:
-    """Whether resolving ``requested`` may pick ``llama-cpp``, so the loader should find the GGUF file."""
-    return requested == "llama-cpp" or (requested == "auto" and llama_cpp.installed())
+def wants_gguf(requested: str, device: torch.device) -> bool:
+    """Whether resolving ``requested`` for a model on ``device`` may pick ``llama-cpp``, so the loader should find
+    (and, for the embedded model, keep and checksum) the GGUF file."""
+    return requested == "llama-cpp" or (requested == "auto" and device.type == "cpu" and llama_cpp.installed())
 
 
 def resolve_mode(requested: str, model: nn.Module, gguf: Path | None = None) -> DecodeMode:
@@ -64,6 +65,15 @@ def resolve_mode(requested: str, model: nn.Module, gguf: Path | None = None) -> 
         raise ConfigError(f"decode (SHIELDKIT_DECODE) {requested!r} needs a float32 model on the CPU; this one is "
                           f"{describe(model)}")
     return requested
+
+
+def float_greedy_mode(mode: DecodeMode, model: nn.Module) -> DecodeMode:
+    """The mode whose greedy text is the float model's own: ``mode`` itself when it keeps it (reference,
+    int8-head), else int8-head where it can run, else reference. For callers that explain the float model's
+    choices (the debugger), where a continuation from llama.cpp's 8-bit activations would not be the model's own."""
+    if mode in ("reference", "int8-head"):
+        return mode
+    return "int8-head" if int8_capable(model) else "reference"
 
 
 def greedy_ids(step, ids: torch.Tensor, tokens: int) -> list[int]:

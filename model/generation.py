@@ -74,6 +74,7 @@ class GenerationStream:
     prompt_ids: torch.Tensor  # [T] with <bos>
     config: GenerationConfig
     trim: bool = False  # strip whitespace around the completion (streamed pieces never carry what is stripped)
+    float_greedy: bool = False  # decode with a step that keeps the float model's greedy text (runtime.decode_step)
     result: GenerationResult | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
@@ -91,7 +92,8 @@ class GenerationStream:
         emitted = 0  # characters of the (trimmed) completion already yielded
         finish: FinishReason = "length"
         text = ""
-        for token_id in _decode_tokens(self.runtime, self.prompt_ids, self.config):
+        step = self.runtime.decode_step(float_greedy=self.float_greedy)
+        for token_id in _decode_tokens(self.runtime, step, self.prompt_ids, self.config):
             if token_id in self.runtime.stop_token_ids:
                 finish = "stop"
                 break
@@ -131,13 +133,13 @@ class GenerationStream:
         return text.lstrip() if self.trim else text
 
 
-def _decode_tokens(runtime: GemmaRuntime, prompt_ids: torch.Tensor, config: GenerationConfig) -> Iterator[int]:
-    """Yield one new token id per step, reusing the KV cache."""
+def _decode_tokens(runtime: GemmaRuntime, step, prompt_ids: torch.Tensor, config: GenerationConfig) -> Iterator[int]:
+    """Yield one new token id per ``step`` (the float model's forward, or a faster path of
+    ``shieldkit.model.decoding``), reusing the KV cache."""
     generator = None
     if not config.greedy:
         generator = torch.Generator(device="cpu")
         generator.manual_seed(config.seed if config.seed is not None else int(torch.randint(0, 2**62, (1,)).item()))
-    step = runtime.decode_step()  # the float model's forward, or the int8 path (shieldkit.model.decoding)
     step_ids = prompt_ids[None].to(runtime.device)  # [1, T] for the prompt, then [1, 1]
     cache = None
     with torch.inference_mode():

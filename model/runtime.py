@@ -75,7 +75,7 @@ class GemmaRuntime:
         self.gguf = gguf  # the GGUF file the weights came from, for the llama-cpp decoder (None: not looked up)
         self.info = replace(info, decode=resolve_mode(decode, self.model, gguf), chat_format=fmt,
                             classifier_precision=resolve_classifier_precision(classifier_precision, self.model))
-        self._decode_step = None  # built by decode_step() on first use
+        self._decode_steps: dict[str, object] = {}  # decode mode -> step, built by decode_step() on first use
 
     # --- loading -----------------------------------------------------------------------------------------------
 
@@ -97,7 +97,7 @@ class GemmaRuntime:
         loaded = loading.load_weights(source, settings.resolved_cache_dir, use_cache=use_cache, progress=progress)
         model = loaded.model.to(device=device, dtype=dtype)
         gguf = None
-        if wants_gguf(settings.decode):
+        if wants_gguf(settings.decode, model.device):
             gguf = loading.gguf_file(source, settings.resolved_cache_dir)
         info = _describe(source, loaded, model, dtype, device, time.perf_counter() - started)
         return cls(model, loaded.tokenizer, info, decode=settings.decode, chat_format=settings.chat_format,
@@ -146,15 +146,20 @@ class GemmaRuntime:
 
     # --- generation --------------------------------------------------------------------------------------------
 
-    def generate(self, prompt: str | Sequence[Mapping[str, Any]], config: GenerationConfig | None = None) -> GenerationResult:
+    def generate(self, prompt: str | Sequence[Mapping[str, Any]], config: GenerationConfig | None = None, *,
+                 float_greedy: bool = False) -> GenerationResult:
         """Generate a completion of a prompt string, or a model turn for a list of chat messages."""
-        stream = self.stream(prompt, config)
+        stream = self.stream(prompt, config, float_greedy=float_greedy)
         for _ in stream:
             pass
         return stream.result
 
-    def stream(self, prompt: str | Sequence[Mapping[str, Any]], config: GenerationConfig | None = None) -> GenerationStream:
+    def stream(self, prompt: str | Sequence[Mapping[str, Any]], config: GenerationConfig | None = None, *,
+               float_greedy: bool = False) -> GenerationStream:
         """An iterator of text pieces; its ``result`` (finish reason, token counts) is set once exhausted.
+
+        ``float_greedy``: decode with a step whose greedy text is the float model's own (``decode_step``), as
+        the debugger does when it explains a continuation.
 
         A chat rendered as a transcript also stops at the next turn's label, and its answer is trimmed of
         surrounding whitespace (the same text streamed or not)."""
@@ -163,21 +168,23 @@ class GemmaRuntime:
 
         config = config or GenerationConfig()
         if isinstance(prompt, str):
-            return GenerationStream(self, self.encode(prompt), config)
+            return GenerationStream(self, self.encode(prompt), config, float_greedy=float_greedy)
         ids = self.encode_chat(prompt)
         if self.info.chat_format != "transcript":
-            return GenerationStream(self, ids, config)
+            return GenerationStream(self, ids, config, float_greedy=float_greedy)
         stops = config.stop + tuple(s for s in TRANSCRIPT_STOPS if s not in config.stop)
-        return GenerationStream(self, ids, replace(config, stop=stops), trim=True)
+        return GenerationStream(self, ids, replace(config, stop=stops), trim=True, float_greedy=float_greedy)
 
-    def decode_step(self):
-        """The decoding step generation uses (``shieldkit.model.decoding``), built once, under the lock."""
-        from shieldkit.model.decoding import build_step
+    def decode_step(self, *, float_greedy: bool = False):
+        """The decoding step generation uses (``shieldkit.model.decoding``), built once per mode, under the lock.
+        ``float_greedy``: a step whose greedy text is the float model's own (``decoding.float_greedy_mode``)."""
+        from shieldkit.model.decoding import build_step, float_greedy_mode
 
+        mode = float_greedy_mode(self.info.decode, self.model) if float_greedy else self.info.decode
         with self.lock:
-            if self._decode_step is None:
-                self._decode_step = build_step(self.info.decode, self.model, self.gguf)
-            return self._decode_step
+            if mode not in self._decode_steps:
+                self._decode_steps[mode] = build_step(mode, self.model, self.gguf)
+            return self._decode_steps[mode]
 
     # --- internals (see shieldkit.model.internals for shapes) --------------------------------------------------
 

@@ -60,8 +60,9 @@ class ContinuationTarget(LanguageModelTarget):
 
     @classmethod
     def generate(cls, runtime: GemmaRuntime, prompt: Prompt, config: GenerationConfig | None = None) -> ContinuationTarget:
-        """Let the model continue ``prompt`` and target the whole continuation (re-tokenized from its text)."""
-        result = runtime.generate(prompt, config)
+        """Let the model continue ``prompt`` and target the whole continuation (re-tokenized from its text).
+        The continuation is the float model's own greedy text (``float_greedy``), the model being explained."""
+        result = runtime.generate(prompt, config, float_greedy=True)
         if not result.text:
             raise ConfigError("the model generated nothing to explain (it stopped at once); type a continuation instead")
         return cls(runtime, prompt, result.text)

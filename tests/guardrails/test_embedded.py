@@ -112,4 +112,4 @@ def test_the_decoding_path_is_built_before_the_first_request(make_proxy):
     runtime = GemmaRuntime.load(ModelSettings.create(model="tiny-random"), progress=False)  # nothing built yet
     proxy = make_proxy(OPEN, runtime=runtime, embedded=True, generation_workers=1)
     assert proxy.client().models.list().data  # the proxy is ready
-    assert runtime._decode_step is not None  # built at start-up, so the first chat does not pay for it
+    assert runtime.info.decode in runtime._decode_steps  # built at start-up, so the first chat does not pay for it

@@ -124,7 +124,7 @@ class ScriptedRuntime(GemmaRuntime):
 
     script: list[int]  # token ids the step emits, one per call
 
-    def decode_step(self):
+    def decode_step(self, *, float_greedy: bool = False):
         position = iter(self.script)
 
         def step(step_ids, cache):

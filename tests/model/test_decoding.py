@@ -6,7 +6,7 @@ import torch
 
 from shieldkit.errors import ConfigError
 from shieldkit.model import GemmaRuntime, GenerationConfig, ModelSettings
-from shieldkit.model.decoding import Int8Head, greedy_ids, resolve_mode
+from shieldkit.model.decoding import Int8Head, float_greedy_mode, greedy_ids, resolve_mode
 
 PROMPTS = ["Hello", "Once upon a time", "The capital of", "def f(x):", "Tea is", "Write a haiku about the sea."]
 
@@ -88,6 +88,20 @@ def test_the_float_model_is_untouched_and_keeps_its_gradients(tiny_runtime, mode
     ids = tiny_runtime.encode("Tea is")
     grads = modes["int8"].embedding_gradients(ids, lambda logits: logits[-1].max())
     assert grads.gradients.shape == (len(ids), tiny_runtime.info.hidden_size) and grads.gradients.abs().sum() > 0
+
+
+def test_float_greedy_generation_is_the_float_models_own_text(modes):
+    """The debugger explains the float model, so it asks for its greedy text even where the runtime decodes
+    with int8 layers (or llama.cpp): the step it gets keeps the reference's picks."""
+    assert float_greedy_mode("int8", modes["int8"].model) == "int8-head"
+    assert float_greedy_mode("llama-cpp", torch.nn.Linear(2, 2).double()) == "reference"
+    assert float_greedy_mode("reference", modes["int8"].model) == "reference"
+    config = GenerationConfig(max_new_tokens=24)
+    for prompt in PROMPTS:
+        assert modes["int8"].generate(prompt, config, float_greedy=True).text == \
+            modes["reference"].generate(prompt, config).text, prompt
+    assert modes["int8"].decode_step(float_greedy=True) is modes["int8"].decode_step(float_greedy=True)
+    assert modes["int8"].decode_step(float_greedy=True) is not modes["int8"].decode_step()
 
 
 def test_the_decoding_copy_is_built_once(modes):

@@ -9,7 +9,7 @@ import torch
 
 from shieldkit.errors import ConfigError, ModelSourceError
 from shieldkit.model import GemmaRuntime, GenerationConfig, llama_cpp
-from shieldkit.model.decoding import greedy_ids, resolve_mode
+from shieldkit.model.decoding import greedy_ids, resolve_mode, wants_gguf
 
 pytestmark = pytest.mark.real_model
 PROMPTS = ("The capital of France is", "Once upon a time, in a small village by the sea,")
@@ -26,8 +26,12 @@ def test_auto_picks_llama_cpp_only_with_the_package_and_a_gguf(tiny_runtime, rea
     assert real_runtime.info.decode == "llama-cpp"
     assert tiny_runtime.info.decode == "int8-head"  # no GGUF behind the tiny random model
     assert resolve_mode("auto", tiny_runtime.model, None) == "int8-head"
+    cpu, gpu = torch.device("cpu"), torch.device("cuda", 0)
+    assert wants_gguf("auto", cpu) and wants_gguf("llama-cpp", gpu) and not wants_gguf("auto", gpu)
+    assert not wants_gguf("int8-head", cpu)  # the loader only looks for (and checksums) a GGUF it may use
     monkeypatch.setattr(llama_cpp, "installed", lambda: False)
     assert resolve_mode("auto", real_runtime.model, real_runtime.gguf) == "int8-head"
+    assert not wants_gguf("auto", cpu)
 
 
 def test_llama_cpp_that_cannot_run_is_refused_naming_the_setting(tiny_runtime, real_runtime, monkeypatch):

@@ -53,7 +53,7 @@ def _generate(runtime, prompt: Any, max_new_tokens: int, placeholder) -> None:
     from shieldkit.model.generation import GenerationConfig
 
     text = ""
-    stream = runtime.stream(prompt, GenerationConfig(max_new_tokens=max_new_tokens))
+    stream = runtime.stream(prompt, GenerationConfig(max_new_tokens=max_new_tokens), float_greedy=True)  # the explained model's own text
     for piece in stream:
         text += piece
         placeholder.markdown(f"**Generating…** {text}")
