@@ -69,11 +69,10 @@ def resolve_mode(requested: str, model: nn.Module, gguf: Path | None = None) -> 
 
 def float_greedy_mode(mode: DecodeMode, model: nn.Module) -> DecodeMode:
     """The mode whose greedy text is the float model's own: ``mode`` itself when it keeps it (reference,
-    int8-head), else int8-head where it can run, else reference. For callers that explain the float model's
-    choices (the debugger), where a continuation from llama.cpp's 8-bit activations would not be the model's own."""
-    if mode in ("reference", "int8-head"):
-        return mode
-    return "int8-head" if int8_capable(model) else "reference"
+    int8-head), else what ``auto`` picks without a GGUF (int8-head where it can run, else reference). For callers
+    that explain the float model's choices (the debugger), where a continuation from llama.cpp's 8-bit
+    activations would not be the model's own."""
+    return mode if mode in ("reference", "int8-head") else resolve_mode("auto", model, None)
 
 
 def greedy_ids(step, ids: torch.Tensor, tokens: int) -> list[int]:
