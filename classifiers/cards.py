@@ -45,8 +45,8 @@ def card_text(classifier, evaluations: Mapping[str, Mapping[str, Any]] | None = 
              "what it flags; not for decisions about people.", "",
              "## Model", "",
              f"A linear head on the pooled state of shieldkit's safety model `{safety.fingerprint}`: "
-             f"{safety.base_model.get('name')} layers 0-{safety.start - 1} frozen, layers {safety.start}-{safety.readout - 1} "
-             f"with a shared LoRA, states mean-pooled after layer {safety.readout}; windows of {safety.max_tokens} tokens.", ""]
+             f"{safety.base_model.get('name')} {_layers(safety.start, safety.readout)}, states mean-pooled after layer "
+             f"{safety.readout}; windows of {safety.max_tokens} tokens.", ""]
     lines += ["## Training data", ""]
     if card.training.get("joint"):
         lines += ["Trained jointly with the other default policies on public, permissively licensed sets (never on the "
@@ -82,3 +82,8 @@ def write_card(classifier, path: str | Path, evaluations: Mapping[str, Mapping[s
 def _repeats(training: dict) -> str:
     repeats = training.get("cv_repeats", 1)  # cards written before cv_repeats existed used one split
     return f", averaged over {repeats} fold splits" if repeats > 1 else ""
+
+
+def _layers(start: int, readout: int) -> str:
+    adapted = f"layers {start}-{readout - 1} with a shared LoRA"
+    return f"layers 0-{start - 1} frozen, {adapted}" if start else adapted

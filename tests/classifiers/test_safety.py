@@ -6,7 +6,8 @@ import json
 import numpy as np
 import pytest
 
-from shieldkit.classifiers.corpus import EVALUATION_SETS, SETS, UNKNOWN, build_corpus, normalise
+from shieldkit.classifiers.corpus import EVALUATION_SETS, SETS, UNKNOWN, build_corpus, normalise, read_jsonl
+from shieldkit.classifiers.registry import POLICY_ROOT
 from shieldkit.classifiers.calibration import PROBABILITY_FLOOR, benign_threshold, fpr_threshold
 from shieldkit.errors import ConfigError
 
@@ -69,6 +70,23 @@ def test_unknown_labels_do_not_train_a_head(tiny_runtime, toy_corpus, safety_con
         train_safety_model(replace(toy_corpus, labels=masked), tiny_runtime, replace(safety_config, epochs=1))
 
 
+def test_a_safety_model_adapted_from_the_first_layer_scores_and_describes_itself(tiny_runtime, toy_corpus, safety_config):
+    """lora_layers = readout: no frozen trunk (start 0); scoring and the classifier card still work."""
+    from dataclasses import replace
+
+    from shieldkit.classifiers.cards import card_text
+    from shieldkit.classifiers.safety_training import train_safety_model
+
+    config = replace(safety_config, epochs=1, readout_layer=2, lora_layers=2)
+    safety, heads = train_safety_model(toy_corpus, tiny_runtime, config)
+    assert (safety.card.start, safety.card.readout) == (0, 2)
+    pooled, owners = safety.pooled(["I will hit him with a bat tonight", "The recipe needs two cups of corn"])
+    assert pooled.shape == (2, tiny_runtime.info.hidden_size) and owners == [0, 1]
+    assert bool(pooled.isfinite().all())
+    text = card_text(heads["hate"])
+    assert "layers 0-1 with a shared LoRA" in text and "frozen" not in text
+
+
 def test_safety_model_round_trip(toy_safety, toy_safety_folder, tiny_runtime):
     from shieldkit.classifiers import load_safety_model
 
@@ -100,6 +118,8 @@ def test_the_corpus_never_holds_an_evaluation_text():
     calibration_share = np.mean(corpus.split == "calibration")
     assert 0.1 < calibration_share < 0.2
     assert "cyberseceval-prompt-injection" not in {corpus.origin[i] for i in corpus.subset("calibration")}
+    pending = [row["text"] for path in (POLICY_ROOT / "pending").glob("*.jsonl") for row in read_jsonl(path)]
+    assert len(pending) > 2000 and not [t for t in pending if normalise(t) in keys]  # bench/dev_rows.py's dev set
     summary = corpus.summary()
     assert all(summary["train"][name]["violates"] >= 250 for name in corpus.policies)
     assert build_corpus(DATA_ROOT).fingerprint() == corpus.fingerprint()  # deterministic
