@@ -1,4 +1,4 @@
-"""Classifier speed: the seven default policies scored in float32, bfloat16 and int8, beside one plain forward pass
+"""Classifier speed: the seven default policies scored in float32, bfloat16, mixed and int8, beside one plain forward pass
 of the whole embedded model, in the same run (issue 11, item 2).
 
     flock /tmp/shieldkit-cpu.lock env HF_HUB_OFFLINE=1 SHIELDKIT_PROGRESS=0 .venv/bin/python bench/classifier_speed.py
@@ -9,7 +9,7 @@ Measured, on the embedded Gemma 3 270M with the shipped safety model:
   of each precision, and one plain forward of the whole model on the same ids (18 layers; last-token logits,
   as a generation prefill, and all-token logits), interleaved repeat by repeat so a noisy neighbour hits each alike;
 - texts/s for batches of 8 and 32 short texts (the team's everyday messages), in each precision;
-- the accuracy the 0.01 bar is about: max and mean |bfloat16 - float32| and |int8 - float32| per policy on the
+- the accuracy the 0.01 bar is about: max and mean |fast - float32| per policy and fast precision on the
   everyday messages and the harmful / injection texts of tests/classifiers (it does not depend on load).
 
 Prints markdown tables with the bars (p50 <= 40 ms; p50 <= 0.7 x the forward) and the load average before and
@@ -34,7 +34,7 @@ PARAGRAPH = ("The quarterly planning meeting covered the budget for the coming y
              "team, and the schedule for moving the office to the new building in the spring. Everyone agreed to send "
              "their comments on the draft by Friday, and the finance team will share updated numbers next week so "
              "that the final plan can be approved before the end of the month.")
-FAST = ("bfloat16", "int8")  # the scoring copies compared with float32
+FAST = ("bfloat16", "mixed", "int8")  # the scoring copies compared with float32
 BARS = {"p50_ms": 40.0, "ratio_to_forward": 0.7}  # issue 11: /v1/check of a 64-token text, all seven policies
 
 
@@ -157,14 +157,14 @@ def main(argv=None) -> int:
 
     short = lines("everyday_messages.txt")
     print("\n### Short texts (the team's everyday messages) in batches: texts/s\n")
-    print("| batch | float32 | bfloat16 | int8 | bfloat16 / float32 | int8 / float32 |")
-    print("|---|---|---|---|---|---|")
+    print("| batch | float32 | " + " | ".join(FAST) + " | " + " | ".join(f"{p} / float32" for p in FAST) + " |")
+    print("|---|---|" + "---|" * (2 * len(FAST)))
     results["throughput"] = {}
     for batch in (8, 32):
         rates = throughput(bank, short, batch, args.batch_repeats)
         results["throughput"][batch] = rates
-        print(f"| {batch} | {rates['float32']:.1f} | {rates['bfloat16']:.1f} | {rates['int8']:.1f} | "
-              f"{rates['bfloat16'] / rates['float32']:.2f} | {rates['int8'] / rates['float32']:.2f} |")
+        print(f"| {batch} | {rates['float32']:.1f} | " + " | ".join(f"{rates[p]:.1f}" for p in FAST) + " | "
+              + " | ".join(f"{rates[p] / rates['float32']:.2f}" for p in FAST) + " |")
 
     results["accuracy"] = {}
     for precision in FAST:

@@ -14,7 +14,7 @@ so a bank scores all of them with one pass of ``readout`` layers per window. Not
 vocabulary logits are computed.
 
 Scoring runs in the runtime's ``classifier_precision`` (``SHIELDKIT_CLASSIFIER_PRECISION``): float32, the network
-above, or bfloat16 / int8, a merged copy of layers [0, readout) with its linear maps in that precision
+above, or bfloat16 / mixed / int8, a merged copy of layers [0, readout) with its linear maps in that precision
 (``scoring_layers.py``), built on the first such score and kept on the SafetyModel. Training, calibration, few-shot
 heads and the debugger's gradients always use float32.
 """
@@ -106,7 +106,7 @@ class SafetyModel:
         return self.runtime.info.classifier_precision
 
     def scoring_layers(self, precision: str):
-        """The bfloat16 or int8 scoring copy of layers [0, readout), built once per precision (under the runtime's
+        """The bfloat16, mixed or int8 scoring copy of layers [0, readout), built once per precision (under the runtime's
         lock) and kept. Refused (ConfigError naming the setting) where the runtime's model cannot run it."""
         with self.runtime.lock:
             if precision not in self._copies:  # checked once, when the copy is built
@@ -141,7 +141,7 @@ class SafetyModel:
                precision: str = "float32") -> tuple[torch.Tensor, list[int]]:
         """Pooled states [W, D] of every window (or each text's first) and the text each window belongs to.
 
-        ``precision``: float32 (the reference; training and calibration use it), bfloat16 or int8
+        ``precision``: float32 (the reference; training and calibration use it), bfloat16, mixed or int8
         (``scoring_layers``). Padding is masked out, so a text's state depends on what else is in the batch only by
         rounding; int8 quantizes each batch's activations with one scale, so there it depends a little more.
         """
@@ -184,7 +184,7 @@ def _batches(windows: list[tuple[int, torch.Tensor]]) -> list[list[int]]:
 def score_heads(safety: SafetyModel, heads: Mapping[str, HeadClassifier], texts: Sequence[str],
                 precision: str | None = None) -> dict[str, list[float]]:
     """{policy: [calibrated probability per text]}: one adapted pass per window, then every head.
-    ``precision``: float32, bfloat16 or int8; None: the safety model's (the runtime's ``classifier_precision``)."""
+    ``precision``: float32, bfloat16, mixed or int8; None: the safety model's (the runtime's ``classifier_precision``)."""
     texts = list(texts) if not isinstance(texts, str) else texts
     pooled, owners = safety.pooled(texts, precision=precision or safety.precision)
     return score_pooled(heads, pooled, owners, len(texts))

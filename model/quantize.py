@@ -1,6 +1,6 @@
 """The one int8 quantizer: torch's dynamic quantization of ``nn.Linear`` maps, used by generation's int8 decoding
 (``decoding.py``) and the classifiers' int8 scoring copy (``shieldkit.classifiers.scoring_layers``); and the
-classifier_precision setting, which chooses between float32, bfloat16 and int8 scoring copies.
+classifier_precision setting, which chooses between float32, bfloat16, mixed and int8 scoring copies.
 
 Dynamic quantization stores each weight as int8 with one scale per output row and quantizes the activations on
 every call (one scale per call, from the input's min and max); the matmul runs in int8 (fbgemm / oneDNN). It is
@@ -17,7 +17,7 @@ from torch import nn
 
 from shieldkit.errors import ConfigError
 
-SCORING_PRECISIONS = ("float32", "bfloat16", "int8")  # what the classifiers can score in
+SCORING_PRECISIONS = ("float32", "bfloat16", "mixed", "int8")  # what the classifiers can score in
 CLASSIFIER_PRECISIONS = ("auto", *SCORING_PRECISIONS)  # the values of the classifier_precision setting
 
 
@@ -26,6 +26,26 @@ def has_amx() -> bool:
     about 4x faster than float32 ones (BENCHMARKS.md). Without AMX, bfloat16 matmuls are slower than float32 here."""
     probe = getattr(torch.cpu, "_is_amx_tile_supported", None)  # private in torch 2.13; absent means no AMX path
     return bool(probe()) if probe is not None else False
+
+
+def has_avx512_bf16() -> bool:
+    """True when this CPU has native bfloat16 dot products (AVX512-BF16: AMD Zen 4 and later, Intel Cooper Lake and
+    later), where oneDNN's bfloat16 matmuls run about 4x faster than float32 ones even without AMX (BENCHMARKS.md).
+    On AVX2-only CPUs bfloat16 is emulated and slower than float32."""
+    probe = getattr(torch.cpu, "_is_avx512_bf16_supported", None)  # private in torch 2.13; absent means no path
+    return bool(probe()) if probe is not None else False
+
+
+def auto_precision(model: nn.Module) -> str:
+    """What ``auto`` resolves to: the fastest scoring copy that keeps every default policy's score within 0.01 of
+    float32 on this CPU (measured; ``tests/classifiers/test_precision_real_model.py``). With AMX, every linear map in
+    bfloat16; with AVX512-BF16 but no AMX, ``mixed`` (all-bfloat16 moved scores by up to 0.02 there); otherwise, and
+    for a model that is not float32 on the CPU, float32."""
+    if not int8_capable(model):
+        return "float32"
+    if has_amx():
+        return "bfloat16"
+    return "mixed" if has_avx512_bf16() else "float32"
 
 
 def int8_capable(model: nn.Module) -> bool:
@@ -41,20 +61,19 @@ def describe(model: nn.Module) -> str:
 
 
 def resolve_classifier_precision(requested: str, model: nn.Module) -> str:
-    """The classifier_precision setting, checked and resolved. ``auto``: bfloat16 for a float32 model on a CPU with
-    AMX (its scores stay within 0.01 of float32 on the shipped safety model; tested), else float32. bfloat16 needs
-    a float32 model (the reference it copies); int8 a float32 model on the CPU. Refusals name the setting."""
+    """The classifier_precision setting, checked and resolved. ``auto``: :func:`auto_precision`. bfloat16 and mixed
+    need a float32 model (the reference they copy); int8 a float32 model on the CPU. Refusals name the setting."""
     if requested not in CLASSIFIER_PRECISIONS:
         raise ConfigError("classifier_precision (SHIELDKIT_CLASSIFIER_PRECISION) must be one of "
                           f"{', '.join(CLASSIFIER_PRECISIONS)}, got {requested!r}")
     if requested == "auto":
-        return "bfloat16" if int8_capable(model) and has_amx() else "float32"
+        return auto_precision(model)
     if requested == "int8" and not int8_capable(model):
         raise ConfigError("classifier_precision (SHIELDKIT_CLASSIFIER_PRECISION) 'int8' needs a float32 model on the "
                           f"CPU; this one is {describe(model)}")
-    if requested == "bfloat16" and next(model.parameters()).dtype != torch.float32:
-        raise ConfigError("classifier_precision (SHIELDKIT_CLASSIFIER_PRECISION) 'bfloat16' copies a float32 model; "
-                          f"this one is {describe(model)}")
+    if requested in ("bfloat16", "mixed") and next(model.parameters()).dtype != torch.float32:
+        raise ConfigError(f"classifier_precision (SHIELDKIT_CLASSIFIER_PRECISION) {requested!r} copies a float32 "
+                          f"model; this one is {describe(model)}")
     return requested
 
 

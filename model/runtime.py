@@ -40,7 +40,7 @@ class ModelInfo:
     vocab_size: int
     load_seconds: float
     decode: str = "reference"  # how generation decodes: reference | int8-head | int8 | llama-cpp (shieldkit.model.decoding)
-    classifier_precision: str = "float32"  # how the classifiers score: float32 | bfloat16 | int8
+    classifier_precision: str = "float32"  # how the classifiers score: float32 | bfloat16 | mixed | int8
     chat_format: str = "turns"  # how chat messages are rendered: turns | transcript (shieldkit.model.chat)
 
     def to_dict(self) -> dict[str, Any]:
@@ -56,7 +56,7 @@ class GemmaRuntime:
 
     ``decode``, ``chat_format`` and ``classifier_precision`` are the settings of the same names (resolved and
     checked here); the int8 decoding copy is built on the first generation, so a process that only classifies never
-    pays for it (and the classifiers' scoring copy on the first bfloat16 or int8 score).
+    pays for it (and the classifiers' scoring copy on the first score in another precision than float32).
     """
 
     def __init__(self, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, info: ModelInfo, *,

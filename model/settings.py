@@ -46,10 +46,13 @@ class ModelSettings(BaseSettings):
     decode: Literal["auto", "reference", "int8-head", "int8", "llama-cpp"] = "auto"
     # How the classifiers score (training, calibration and the debugger's gradients always use float32).
     # "float32": the float network; "bfloat16": a copy of the safety model's layers with the LoRA merged and the
-    # linear maps in bfloat16 (scores within 0.01 of float32; fast only on CPUs with AMX); "int8": the same copy
-    # with int8 linear maps (opt-in: it moves scores by far more than 0.01). "auto": bfloat16 for a float32 model
-    # on a CPU with AMX, else float32. See shieldkit.classifiers.scoring_layers and BENCHMARKS.md.
-    classifier_precision: Literal["auto", "float32", "bfloat16", "int8"] = "auto"
+    # linear maps in bfloat16 (scores within 0.01 of float32 with AMX; fast on CPUs with AMX or AVX512-BF16);
+    # "mixed": the same copy with the two maps per layer that write into the residual stream (attention output,
+    # MLP down projection) kept float32 (within 0.01 on AVX512-BF16 CPUs without AMX); "int8": the same copy with
+    # int8 linear maps (opt-in: it moves scores by far more than 0.01). "auto": bfloat16 for a float32 model on a
+    # CPU with AMX, mixed with AVX512-BF16 and no AMX, else float32. See shieldkit.classifiers.scoring_layers and
+    # BENCHMARKS.md.
+    classifier_precision: Literal["auto", "float32", "bfloat16", "mixed", "int8"] = "auto"
     # How chat messages become a prompt. "turns": Gemma's <start_of_turn> format; "transcript": a plain
     # "User: / Assistant:" transcript after a short few-shot preamble, stopping at the next turn (for base models).
     # "auto": turns when the checkpoint's tokenizer has a chat template of its own, else transcript; the

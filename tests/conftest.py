@@ -8,8 +8,8 @@ import os
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ.setdefault("SHIELDKIT_PROGRESS", "0")
-# The default classifier precision, auto, is bfloat16 on CPUs with AMX and float32 elsewhere: the suite pins float32
-# so a score means the same on every machine; the precision tests ask for bfloat16 and int8 by name.
+# The default classifier precision, auto, is bfloat16 on CPUs with AMX, mixed with AVX512-BF16 and float32 elsewhere:
+# the suite pins float32 so a score means the same on every machine; the precision tests ask for the others by name.
 os.environ.setdefault("SHIELDKIT_CLASSIFIER_PRECISION", "float32")
 
 import pytest  # noqa: E402

@@ -135,7 +135,7 @@ def load(plan: LoadPlan, runtime, loader: BankLoader | None = None) -> LoadedBan
 
 def bank_identity(bank: ClassifierBank) -> str:
     """A digest of everything a score depends on: the safety model's fingerprint, the precision it scores in
-    (float32, bfloat16 or int8: SHIELDKIT_CLASSIFIER_PRECISION) and each head's card and weights. A bank of another kind (a
+    (float32, bfloat16, mixed or int8: SHIELDKIT_CLASSIFIER_PRECISION) and each head's card and weights. A bank of another kind (a
     test's, an embedder's) is identified by the object itself."""
     from shieldkit.classifiers.bank import GemmaBank
 

@@ -1,11 +1,12 @@
-"""bfloat16 and int8 against float32 on the real Gemma 3 270M with the shipped safety model and the seven default
+"""bfloat16, mixed and int8 against float32 on the real Gemma 3 270M with the shipped safety model and the seven default
 policies.
 
 The bar (issue 11, item 2): on the team's everyday messages and the harmful / injection texts of
 ``harmful_messages.txt``, every policy's score is within 0.01 of float32 (absolute, on the calibrated probability
 the thresholds use), with the same flagged/allowed decision except where the float score is within 0.01 of the
-threshold. A precision may be what ``auto`` picks only if that holds. bfloat16 keeps it (``auto`` picks it on CPUs
-with AMX); int8 does not on the shipped safety model (BENCHMARKS.md has the numbers), so its bar is an expected
+threshold. A precision may be what ``auto`` picks only if that holds. bfloat16 keeps it with AMX (``auto`` picks it
+there) but not with AVX512-BF16 alone (up to 0.016 on an AMD Zen 5, 2026-12-04); mixed keeps it on both (``auto``
+picks it on AVX512-BF16 CPUs without AMX); int8 does not on the shipped safety model (BENCHMARKS.md has the numbers), so its bar is an expected
 failure here, strict: the day a safety model keeps it, the suite says so.
 """
 
@@ -36,11 +37,12 @@ HARMFUL = _lines("harmful_messages.txt")
 
 @pytest.fixture(scope="module")
 def scored(real_runtime):
-    """(bank, texts, {precision: scores}) for float32, bfloat16 and int8: every default policy, once per module."""
+    """(bank, texts, {precision: scores}) for float32, bfloat16, mixed and int8: every default policy, once per
+    module."""
     bank = load_bank(None, real_runtime)
     texts = EVERYDAY + HARMFUL
     return bank, texts, {precision: score_heads(bank.safety, bank.classifiers, texts, precision=precision)
-                         for precision in ("float32", "bfloat16", "int8")}
+                         for precision in ("float32", "bfloat16", "mixed", "int8")}
 
 
 @pytest.fixture(scope="module")
@@ -55,6 +57,16 @@ def measured_bf16(scored):
     """(bank, texts, float32 scores, bfloat16 scores)."""
     bank, texts, scores = scored
     return bank, texts, scores["float32"], scores["bfloat16"]
+
+
+@pytest.fixture(scope="module")
+def measured_mixed(scored):
+    """(bank, texts, float32 scores, mixed scores)."""
+    bank, texts, scores = scored
+    return bank, texts, scores["float32"], scores["mixed"]
+
+
+NATIVE_BF16 = quantize.has_amx() or quantize.has_avx512_bf16()
 
 
 def _deviations(measured) -> dict[str, float]:
@@ -98,22 +110,32 @@ def test_the_merged_copy_is_exact_on_the_shipped_adapter(measured):
     assert torch.allclose(states, reference, rtol=1e-4, atol=1e-3)
 
 
-@pytest.mark.skipif(not quantize.has_amx(), reason="the 0.01 bound is for AMX's bfloat16 kernels, where auto picks "
-                    "bfloat16; without AMX bfloat16 is opt-in and this bound failed on an AVX2-only CPU (2026-12-03)")
+@pytest.mark.skipif(not quantize.has_amx(), reason="the 0.01 bound holds for all-bfloat16 with AMX's kernels, where "
+                    "auto picks bfloat16; elsewhere bfloat16 is opt-in (up to 0.016 on AVX512-BF16, more on AVX2)")
 def test_bfloat16_scores_stay_within_001_of_float32_with_the_same_decisions(measured_bf16):
     deviations = _deviations(measured_bf16)
     assert all(value <= BOUND for value in deviations.values()), deviations
     assert not _flips(measured_bf16)
 
 
-def test_auto_picks_only_a_precision_that_keeps_the_bound(measured, measured_bf16, monkeypatch):
-    """auto resolves to bfloat16 (AMX) or float32, never int8; and int8 keeps failing the bound it would need."""
+@pytest.mark.skipif(not NATIVE_BF16, reason="mixed is for CPUs with native bfloat16 matmuls (AMX or AVX512-BF16); "
+                    "on AVX2 they are emulated, slower than float32, and auto never picks them")
+def test_mixed_scores_stay_within_001_of_float32_with_the_same_decisions(measured_mixed):
+    deviations = _deviations(measured_mixed)
+    assert all(value <= BOUND for value in deviations.values()), deviations
+    assert not _flips(measured_mixed)
+
+
+def test_auto_picks_only_a_precision_that_keeps_the_bound(measured, monkeypatch):
+    """auto resolves to bfloat16 (AMX), mixed (AVX512-BF16) or float32, never int8; and int8 keeps failing the
+    bound it would need."""
     int8_within = max(_deviations(measured).values()) <= BOUND and not _flips(measured)
     assert ModelSettings.model_fields["classifier_precision"].default == "auto"
-    for amx in (True, False):
+    model = measured[0].safety.runtime.model
+    for amx, avx512_bf16, expected in ((True, False, "bfloat16"), (False, True, "mixed"), (False, False, "float32")):
         monkeypatch.setattr(quantize, "has_amx", lambda amx=amx: amx)
-        picked = quantize.resolve_classifier_precision("auto", measured[0].safety.runtime.model)
-        assert picked == ("bfloat16" if amx else "float32")
+        monkeypatch.setattr(quantize, "has_avx512_bf16", lambda value=avx512_bf16: value)
+        assert quantize.resolve_classifier_precision("auto", model) == expected
     assert not int8_within, "int8 keeps the 0.01 bound now: auto could pick it"
 
 

@@ -1,4 +1,4 @@
-"""The bfloat16 and int8 scoring copies (shieldkit.classifiers.scoring_layers) and their setting, on the tiny random
+"""The bfloat16, mixed and int8 scoring copies (shieldkit.classifiers.scoring_layers) and their setting, on the tiny random
 Gemma with the toy safety model: the LoRA merge is exact, a copy is built once and only when its precision scores,
 and the float network (training, calibration, the debugger's gradients) never changes."""
 
@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from shieldkit.classifiers import stack
-from shieldkit.classifiers.scoring_layers import BFloat16Linear, ScoringLayers
+from shieldkit.classifiers.scoring_layers import RESIDUAL_WRITERS, BFloat16Linear, ScoringLayers
 from shieldkit.classifiers.safety import HeadClassifier, SafetyModel, score_heads
 from shieldkit.errors import ConfigError
 from shieldkit.model import GemmaRuntime, ModelSettings
@@ -44,17 +44,21 @@ def test_auto_is_the_default_and_other_values_are_refused_naming_the_setting(tin
         resolve_classifier_precision("int8", torch.nn.Linear(2, 2).double())
     with pytest.raises(ConfigError, match=r"SHIELDKIT_CLASSIFIER_PRECISION.*'bfloat16'.*float32 model.*bfloat16"):
         resolve_classifier_precision("bfloat16", torch.nn.Linear(2, 2).bfloat16())
+    with pytest.raises(ConfigError, match=r"SHIELDKIT_CLASSIFIER_PRECISION.*'mixed'.*float32 model.*bfloat16"):
+        resolve_classifier_precision("mixed", torch.nn.Linear(2, 2).bfloat16())
     with pytest.raises(ConfigError, match="SHIELDKIT_CLASSIFIER_PRECISION"):
         resolve_classifier_precision("fp16", torch.nn.Linear(2, 2))
 
 
-def test_auto_picks_bfloat16_only_for_a_float32_model_on_a_cpu_with_amx(monkeypatch):
-    monkeypatch.setattr(quantize, "has_amx", lambda: True)
-    assert resolve_classifier_precision("auto", torch.nn.Linear(2, 2)) == "bfloat16"
+@pytest.mark.parametrize(("amx", "avx512_bf16", "picked"), [(True, True, "bfloat16"), (True, False, "bfloat16"),
+                                                          (False, True, "mixed"), (False, False, "float32")])
+def test_auto_picks_by_the_cpus_bfloat16_kernels_and_only_for_a_float32_model(monkeypatch, amx, avx512_bf16, picked):
+    monkeypatch.setattr(quantize, "has_amx", lambda: amx)
+    monkeypatch.setattr(quantize, "has_avx512_bf16", lambda: avx512_bf16)
+    assert resolve_classifier_precision("auto", torch.nn.Linear(2, 2)) == picked
     assert resolve_classifier_precision("auto", torch.nn.Linear(2, 2).double()) == "float32"
-    monkeypatch.setattr(quantize, "has_amx", lambda: False)
-    assert resolve_classifier_precision("auto", torch.nn.Linear(2, 2)) == "float32"
-    assert resolve_classifier_precision("bfloat16", torch.nn.Linear(2, 2)) == "bfloat16"  # asked for: honoured
+    for asked in ("bfloat16", "mixed", "float32"):  # asked for by name: honoured on any CPU
+        assert resolve_classifier_precision(asked, torch.nn.Linear(2, 2)) == asked
 
 
 def test_the_environment_variable_selects_int8(monkeypatch):
@@ -146,6 +150,27 @@ def test_the_bfloat16_copy_has_bfloat16_linear_maps_and_follows_float32(toy_safe
     exact, _ = safety.pooled(TEXTS, precision="float32")
     assert fast.dtype == torch.float32
     assert bool((torch.nn.functional.cosine_similarity(fast, exact, dim=-1) > 0.999).all())
+
+
+def test_the_mixed_copy_keeps_the_residual_writers_float32_and_the_rest_bfloat16(toy_safety, tiny_runtime):
+    mixed_runtime = GemmaRuntime(tiny_runtime.model, tiny_runtime.tokenizer, tiny_runtime.info,
+                                 classifier_precision="mixed")
+    safety = fresh_safety(toy_safety, mixed_runtime)
+    heads = {"hate": HeadClassifier(safety, toy_safety[1]["hate"].card, toy_safety[1]["hate"].head)}
+    scores = score_heads(safety, heads, TEXTS)  # the runtime's precision: mixed
+    built = safety._copies["mixed"]
+    maps = {name.rpartition(".")[2]: type(m) for name, m in built.layers.named_modules()
+            if isinstance(m, (BFloat16Linear, torch.nn.Linear))}
+    assert set(maps) == {"q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"}
+    assert {name for name, kind in maps.items() if kind is torch.nn.Linear} == set(RESIDUAL_WRITERS)
+    kept = [m for name, m in built.layers.named_modules() if name.rpartition(".")[2] in RESIDUAL_WRITERS]
+    assert kept and all(m.weight.dtype == torch.float32 for m in kept)
+    reference = score_heads(safety, heads, TEXTS, precision="float32")
+    assert scores["hate"] == pytest.approx(reference["hate"], abs=0.02)
+    mixed, _ = safety.pooled(TEXTS, precision="mixed")
+    exact, _ = safety.pooled(TEXTS, precision="float32")
+    assert mixed.dtype == torch.float32
+    assert bool((torch.nn.functional.cosine_similarity(mixed, exact, dim=-1) > 0.999).all())
 
 
 def test_a_bfloat16_linear_map_rounds_only_to_bfloat16_precision():
