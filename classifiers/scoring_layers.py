@@ -13,7 +13,7 @@ model are never written to), then swaps every nn.Linear of the layers scoring ru
   (``RESIDUAL_WRITERS``: attention output and MLP down projection) stay float32. On an AVX512-BF16 CPU without AMX
   (AMD Zen 5, 2026-12-04) all-bfloat16 moved scores by up to 0.02 (its matmul rounds each output to bfloat16, and
   those outputs go straight into the residual stream); keeping these two maps float32 was the variant that kept
-  the 0.01 bound on the team's untrained rows, chosen among eight tried there, and its 12-layer pass is 1.6x faster
+  the 0.01 bound on the team's untrained rows, of the ten compared there (BENCHMARKS.md), and its 12-layer pass is 1.6x faster
   than float32's (44 against 72 ms for 64 tokens; all-bfloat16: 26 ms).
 - ``int8``: torch's dynamic int8 (``shieldkit.model.quantize``, the same quantizer generation's int8 decoding
   uses). It moves the scores of the default policies by far more than 0.01, so it is opt-in. Its activations get
@@ -59,6 +59,7 @@ class BFloat16Linear(nn.Module):
 
 
 RESIDUAL_WRITERS = ("o_proj", "down_proj")  # the linear maps whose output (after its norm) is added to the residual stream
+KEPT_FLOAT32 = {"bfloat16": (), "mixed": RESIDUAL_WRITERS}  # bfloat16 copies: the linear maps each leaves float32
 
 
 class ScoringLayers(nn.Module):
@@ -82,10 +83,8 @@ class ScoringLayers(nn.Module):
         self.precision = precision
         if precision == "int8":
             quantize_linear(self.layers)
-        elif precision == "bfloat16":
-            _swap_linear(self.layers, BFloat16Linear)
-        elif precision == "mixed":
-            _swap_linear(self.layers, BFloat16Linear, keep=RESIDUAL_WRITERS)
+        elif precision in KEPT_FLOAT32:
+            _swap_linear(self.layers, BFloat16Linear, keep=KEPT_FLOAT32[precision])
 
     def forward(self, embeddings: torch.Tensor, context: stack.StackContext) -> torch.Tensor:
         """embeddings [B, T, D] (scaled, as layer 0 sees them) -> residual stream [B, T, D] after layer readout-1."""

@@ -24,15 +24,19 @@ CLASSIFIER_PRECISIONS = ("auto", *SCORING_PRECISIONS)  # the values of the class
 def has_amx() -> bool:
     """True when this CPU has AMX tiles (Intel Sapphire Rapids and later), where oneDNN's bfloat16 matmuls run
     about 4x faster than float32 ones (BENCHMARKS.md). Without AMX, bfloat16 matmuls are slower than float32 here."""
-    probe = getattr(torch.cpu, "_is_amx_tile_supported", None)  # private in torch 2.13; absent means no AMX path
-    return bool(probe()) if probe is not None else False
+    return _cpu_probe("_is_amx_tile_supported")
 
 
 def has_avx512_bf16() -> bool:
     """True when this CPU has native bfloat16 dot products (AVX512-BF16: AMD Zen 4 and later, Intel Cooper Lake and
     later), where oneDNN's bfloat16 matmuls run about 4x faster than float32 ones even without AMX (BENCHMARKS.md).
     On AVX2-only CPUs bfloat16 is emulated and slower than float32."""
-    probe = getattr(torch.cpu, "_is_avx512_bf16_supported", None)  # private in torch 2.13; absent means no path
+    return _cpu_probe("_is_avx512_bf16_supported")
+
+
+def _cpu_probe(name: str) -> bool:
+    """``torch.cpu.<name>()``: private in torch 2.13, so a build without it counts as lacking the feature."""
+    probe = getattr(torch.cpu, name, None)
     return bool(probe()) if probe is not None else False
 
 

@@ -29,6 +29,22 @@ def bf16_runtime(tiny_runtime):
     return GemmaRuntime(tiny_runtime.model, tiny_runtime.tokenizer, tiny_runtime.info, classifier_precision="bfloat16")
 
 
+@pytest.fixture(scope="module")
+def mixed_runtime(tiny_runtime):
+    """The tiny runtime's own model, with classifier_precision mixed."""
+    return GemmaRuntime(tiny_runtime.model, tiny_runtime.tokenizer, tiny_runtime.info, classifier_precision="mixed")
+
+
+def _follows_float32(safety, heads, scores, precision):
+    """The copy's scores within 0.02 of float32's, its pooled states float32 and pointing the same way."""
+    reference = score_heads(safety, heads, TEXTS, precision="float32")
+    assert scores["hate"] == pytest.approx(reference["hate"], abs=0.02)
+    fast, _ = safety.pooled(TEXTS, precision=precision)
+    exact, _ = safety.pooled(TEXTS, precision="float32")
+    assert fast.dtype == torch.float32
+    assert bool((torch.nn.functional.cosine_similarity(fast, exact, dim=-1) > 0.999).all())
+
+
 def fresh_safety(toy_safety, runtime):
     """A fresh SafetyModel on ``runtime`` sharing the toy safety model's network (no scoring copy built yet)."""
     safety = toy_safety[0]
@@ -144,17 +160,10 @@ def test_the_bfloat16_copy_has_bfloat16_linear_maps_and_follows_float32(toy_safe
     assert linears and not any(isinstance(m, torch.nn.Linear) for m in built.modules())
     assert all(m.weight.dtype == torch.bfloat16 for m in linears)
     assert all(torch.equal(before[name], tensor) for name, tensor in safety.network.state_dict().items())
-    reference = score_heads(safety, heads, TEXTS, precision="float32")
-    assert scores["hate"] == pytest.approx(reference["hate"], abs=0.02)
-    fast, _ = safety.pooled(TEXTS, precision="bfloat16")
-    exact, _ = safety.pooled(TEXTS, precision="float32")
-    assert fast.dtype == torch.float32
-    assert bool((torch.nn.functional.cosine_similarity(fast, exact, dim=-1) > 0.999).all())
+    _follows_float32(safety, heads, scores, "bfloat16")
 
 
-def test_the_mixed_copy_keeps_the_residual_writers_float32_and_the_rest_bfloat16(toy_safety, tiny_runtime):
-    mixed_runtime = GemmaRuntime(tiny_runtime.model, tiny_runtime.tokenizer, tiny_runtime.info,
-                                 classifier_precision="mixed")
+def test_the_mixed_copy_keeps_the_residual_writers_float32_and_the_rest_bfloat16(toy_safety, mixed_runtime):
     safety = fresh_safety(toy_safety, mixed_runtime)
     heads = {"hate": HeadClassifier(safety, toy_safety[1]["hate"].card, toy_safety[1]["hate"].head)}
     scores = score_heads(safety, heads, TEXTS)  # the runtime's precision: mixed
@@ -165,12 +174,7 @@ def test_the_mixed_copy_keeps_the_residual_writers_float32_and_the_rest_bfloat16
     assert {name for name, kind in maps.items() if kind is torch.nn.Linear} == set(RESIDUAL_WRITERS)
     kept = [m for name, m in built.layers.named_modules() if name.rpartition(".")[2] in RESIDUAL_WRITERS]
     assert kept and all(m.weight.dtype == torch.float32 for m in kept)
-    reference = score_heads(safety, heads, TEXTS, precision="float32")
-    assert scores["hate"] == pytest.approx(reference["hate"], abs=0.02)
-    mixed, _ = safety.pooled(TEXTS, precision="mixed")
-    exact, _ = safety.pooled(TEXTS, precision="float32")
-    assert mixed.dtype == torch.float32
-    assert bool((torch.nn.functional.cosine_similarity(mixed, exact, dim=-1) > 0.999).all())
+    _follows_float32(safety, heads, scores, "mixed")
 
 
 def test_a_bfloat16_linear_map_rounds_only_to_bfloat16_precision():
