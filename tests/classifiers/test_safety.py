@@ -38,6 +38,15 @@ def test_benign_threshold_meets_each_everyday_source_and_never_falls_below_the_f
     assert np.mean(chatty[sources == binding] >= cut) <= 0.01
 
 
+def test_benign_threshold_pools_the_non_everyday_sources():
+    """Rows of a toxicity corpus count in the pool only; when they score high, the pooled budget binds."""
+    rng = np.random.default_rng(3)
+    scores = np.concatenate([rng.random(400) * 0.05, 0.5 + rng.random(100) * 0.5])
+    sources = np.array(["clinc150-benign"] * 400 + ["stormfront-hate"] * 100)
+    cut, binding = benign_threshold(scores, sources, 0.01)
+    assert binding == "all benign rows" and np.mean(scores >= cut) <= 0.01 and cut > 0.9
+
+
 def test_joint_heads_learn_their_own_policy(toy_safety, toy_corpus):
     safety, heads = toy_safety
     assert set(heads) == {"hate", "violence", "prompt_injection"}
