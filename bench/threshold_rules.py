@@ -1,17 +1,18 @@
 """Threshold rules for the default heads compared on the held-out split of two or more training runs.
 
-    # the held-out raw log-odds of a trained bank (default: the committed one), about 5 minutes on 2 cores
+    # held-out and reserve raw log-odds of a trained bank (default: the committed one), about 7 minutes on 2 cores
     flock /tmp/shieldkit-cpu.lock env HF_HUB_OFFLINE=1 .venv/bin/python bench/threshold_rules.py dump seed0.npz
     flock /tmp/shieldkit-cpu.lock env HF_HUB_OFFLINE=1 .venv/bin/python bench/threshold_rules.py dump seed1.npz --bank RUN_DIR
     .venv/bin/python bench/threshold_rules.py compare seed0.npz seed1.npz
 
-A rule is judged out of sample: the held-out rows are split in two fixed halves; Platt scaling and the threshold
-are fitted on one half and measured on the other, both ways, for every run. Printed per rule, as means over the
-policies and fits: recall (R), the pooled benign false-positive rate (F), the worst everyday source's
-false-positive rate (W, sources with >= 50 rows in the half); the worst single policy's F and W (Fmax, Wmax); and
-the seed gap (S: the spread of recall between runs with the rule fitted on the whole split). Only the training
-corpus's held-out split is read, no evaluation set. The committed rule is ``calibration.benign_threshold`` ("per
-source"); the others are the alternatives tried against it (BENCHMARKS.md, "Threshold rules on two seeds").
+A rule is judged out of sample: the held-out rows and the reserve rows (``reserve.py``) are each split in two
+fixed halves; Platt scaling and the threshold are fitted on one half and measured on the other, both ways, for
+every run. Printed per rule, as means over the policies and fits: recall (R), the pooled benign false-positive
+rate (F), the worst everyday source's false-positive rate (W, over its held-out and reserve rows in the half,
+sources with >= 50); the worst single policy's F and W (Fmax, Wmax); and the seed gap (S: the spread of recall
+between runs with the rule fitted on the whole split). Only the training data is read, no evaluation set. The
+committed rule is ``calibration.benign_threshold`` with the reserve ("per source + reserve"); the others are the
+alternatives tried (BENCHMARKS.md, "Threshold rules on two seeds").
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from shieldkit.classifiers.calibration import PROBABILITY_FLOOR, fpr_threshold
+from shieldkit.classifiers.calibration import PROBABILITY_FLOOR, benign_threshold, fpr_threshold
 from shieldkit.classifiers.corpus import EVERYDAY_SOURCES, UNKNOWN
 from shieldkit.classifiers.evaluation import fit_platt
 
@@ -36,9 +37,8 @@ def _everyday(sources: np.ndarray, min_rows: int) -> list[np.ndarray]:
 
 
 def _per_source(budget_of):
-    """The pooled budget and each everyday source with >= 100 rows on its own, at the budget ``budget_of(rows)``
-    (``budget_of = BUDGET`` is the committed rule)."""
-    def rule(p: np.ndarray, sources: np.ndarray) -> float:
+    """The pooled budget and each everyday source with >= 100 rows on its own, at the budget ``budget_of(rows)``."""
+    def rule(p: np.ndarray, sources: np.ndarray, reserve: dict) -> float:
         cut = fpr_threshold(p, BUDGET)
         for rows in _everyday(sources, 100):
             cut = max(cut, fpr_threshold(p[rows], budget_of(int(rows.sum()))))
@@ -49,7 +49,7 @@ def _per_source(budget_of):
 def _mean_over_sources(pooled: bool):
     """The lowest cut whose false-positive rate, averaged over the everyday sources with >= 20 rows (each weighing
     the same), is within the budget; with ``pooled``, the budget on all rows must hold too."""
-    def rule(p: np.ndarray, sources: np.ndarray) -> float:
+    def rule(p: np.ndarray, sources: np.ndarray, reserve: dict) -> float:
         levels = np.unique(p)[::-1]  # candidate cuts, descending: flagging more levels only raises each rate
         def share(scores):
             return (len(scores) - np.searchsorted(np.sort(scores), levels, side="left")) / len(scores)
@@ -64,11 +64,12 @@ def _mean_over_sources(pooled: bool):
 
 
 RULES = {
-    "per source (committed)": _per_source(lambda n: BUDGET),
+    "per source": lambda p, s, reserve: benign_threshold(p, s, BUDGET)[0],
+    "per source + reserve": lambda p, s, reserve: benign_threshold(p, s, BUDGET, reserve)[0],
     "per source, >= 3 false positives": _per_source(lambda n: max(np.floor(BUDGET * n), 3) / n),
     "per source, >= 5 false positives": _per_source(lambda n: max(np.floor(BUDGET * n), 5) / n),
     "per source at 3 %": _per_source(lambda n: 0.03),
-    "pooled only": lambda p, s: max(fpr_threshold(p, BUDGET), PROBABILITY_FLOOR),
+    "pooled only": lambda p, s, reserve: max(fpr_threshold(p, BUDGET), PROBABILITY_FLOOR),
     "mean over everyday sources": _mean_over_sources(pooled=False),
     "pooled + mean over everyday sources": _mean_over_sources(pooled=True),
 }
@@ -79,6 +80,7 @@ def dump(out: Path, bank: Path | None) -> None:
     from shieldkit.classifiers.calibration import held_out_logodds
     from shieldkit.classifiers.defaults import DEFAULT_CARRIED
     from shieldkit.classifiers.registry import DEFAULT_POLICIES, POLICY_ROOT, SAFETY_ROOT, default_policy
+    from shieldkit.classifiers.reserve import benign_reserve
     from shieldkit.classifiers.storage import load_head, load_safety
     from shieldkit.model import GemmaRuntime, ModelSettings
 
@@ -88,56 +90,76 @@ def dump(out: Path, bank: Path | None) -> None:
     heads = {name: load_head(bank / name if bank else default_policy(name).classifier, safety).head
              for name in DEFAULT_POLICIES}
     corpus = training_corpus(data_root, POLICY_ROOT, carried=DEFAULT_CARRIED)
+    reserve = benign_reserve(data_root, corpus)
     held = corpus.subset("calibration")
     z = held_out_logodds(safety, heads, [corpus.texts[i] for i in held])
+    z_reserve = held_out_logodds(safety, heads, reserve.texts)
     np.savez(out, z=z, labels=corpus.labels[held], origin=np.array(corpus.origin)[held],
-             policies=np.array(list(DEFAULT_POLICIES)))
-    print(f"{len(held)} held-out rows of corpus {corpus.fingerprint()[:12]} -> {out}")
+             z_reserve=z_reserve, reserve_origin=np.array(reserve.origin), policies=np.array(list(DEFAULT_POLICIES)))
+    print(f"{len(held)} held-out and {len(reserve)} reserve rows of corpus {corpus.fingerprint()[:12]} -> {out}")
 
 
 def _probabilities(calibration, z: np.ndarray) -> np.ndarray:
     return calibration.apply(torch.from_numpy(z)).numpy()  # as calibrate_heads computes them
 
 
-def _fit(z, y, benign, sources, rule):
-    known = y != UNKNOWN
-    calibration = fit_platt(z[known], y[known])
-    return calibration, rule(_probabilities(calibration, z[benign]), sources[benign])
+def _halves(rows: int, salt: str) -> np.ndarray:
+    return np.array([int(hashlib.sha256(f"{salt}{i}".encode()).hexdigest(), 16) % 2 == 0 for i in range(rows)], dtype=bool)
 
 
-def _measure(calibration, cut, z, y, benign, sources):
-    p = _probabilities(calibration, z)
-    recall = np.mean(p[y == 1] >= cut)
-    flagged = p[benign] >= cut
-    worst = max(np.mean(flagged[rows]) for rows in _everyday(sources[benign], 50))
-    return recall, np.mean(flagged), worst
+class _Run:
+    """One policy's held-out and reserve scores of one run, restricted to some rows."""
+
+    def __init__(self, run, column: int, held: np.ndarray, kept: np.ndarray) -> None:
+        labels = run["labels"][held]
+        self.z, self.y = run["z"][held, column], labels[:, column]
+        self.benign, self.sources = (labels == 0).all(axis=1), run["origin"][held]
+        self.z_reserve, self.reserve_origin = run["z_reserve"][kept, column], run["reserve_origin"][kept]
+
+    def fit(self, rule):
+        known = self.y != UNKNOWN
+        calibration = fit_platt(self.z[known], self.y[known])
+        reserve = _probabilities(calibration, self.z_reserve)
+        by_source = {name: reserve[self.reserve_origin == name] for name in set(self.reserve_origin.tolist())}
+        return calibration, rule(_probabilities(calibration, self.z[self.benign]), self.sources[self.benign], by_source)
+
+    def measure(self, calibration, cut):
+        """(recall, pooled held-out benign FPR, worst everyday source's FPR over its held-out and reserve rows)."""
+        p, reserve = _probabilities(calibration, self.z), _probabilities(calibration, self.z_reserve)
+        flagged, sources = p[self.benign] >= cut, self.sources[self.benign]
+        rates = []
+        for name in sorted(set(EVERYDAY_SOURCES)):
+            own = np.concatenate([flagged[sources == name], reserve[self.reserve_origin == name] >= cut])
+            if len(own) >= 50:
+                rates.append(np.mean(own))
+        return np.mean(p[self.y == 1] >= cut), np.mean(flagged), max(rates)
 
 
 def compare(paths: list[Path]) -> None:
     runs = [np.load(path, allow_pickle=False) for path in paths]
     policies = [str(name) for name in runs[0]["policies"]]
-    rows = len(runs[0]["origin"])
-    half = np.array([int(hashlib.sha256(str(i).encode()).hexdigest(), 16) % 2 == 0 for i in range(rows)])
-    print(f"{len(runs)} runs, {rows} held-out rows, budget {BUDGET:g}, floor {PROBABILITY_FLOOR:g}\n")
+    rows, reserve_rows = len(runs[0]["origin"]), len(runs[0]["reserve_origin"])
+    half, reserve_half = _halves(rows, ""), _halves(reserve_rows, "reserve")
+    every, every_reserve = np.ones(rows, bool), np.ones(reserve_rows, bool)
+    print(f"{len(runs)} runs, {rows} held-out and {reserve_rows} reserve rows, budget {BUDGET:g}, "
+          f"floor {PROBABILITY_FLOOR:g}\n")
     print("| rule | R | F | W | Fmax | Wmax | S | thresholds per run |\n|---|---|---|---|---|---|---|---|")
     for name, rule in RULES.items():
         measured, gaps, fmax, wmax, cuts = [], [], [], [], []
         for column, policy in enumerate(policies):
-            recalls, pooled, worst = [], [], []
+            recalls, mine = [], []
             for run in runs:
-                z, labels, sources = run["z"][:, column], run["labels"], run["origin"]
-                y, benign = labels[:, column], (labels == 0).all(axis=1)
-                for train in (half, ~half):
-                    fitted = _fit(z[train], y[train], benign[train], sources[train], rule)
-                    measured.append(_measure(*fitted, z[~train], y[~train], benign[~train], sources[~train]))
-                    pooled.append(measured[-1][1])
-                    worst.append(measured[-1][2])
-                fitted = _fit(z, y, benign, sources, rule)
-                recalls.append(_measure(*fitted, z, y, benign, sources)[0])
+                for held, kept in ((half, reserve_half), (~half, ~reserve_half)):
+                    fitted = _Run(run, column, held, kept).fit(rule)
+                    mine.append(_Run(run, column, ~held, ~kept).measure(*fitted))
+                whole = _Run(run, column, every, every_reserve)
+                fitted = whole.fit(rule)
+                recalls.append(whole.measure(*fitted)[0])
                 cuts.append(f"{fitted[1]:.2f}")
+            measured += mine
             gaps.append(max(recalls) - min(recalls))
-            fmax.append(np.mean(pooled))
-            wmax.append(np.mean(worst))
+            fmax.append(np.mean([m[1] for m in mine]))
+            wmax.append(np.mean([m[2] for m in mine]))
         r, f, w = np.mean(measured, axis=0)
         per_policy = " ".join(f"{p[:4]} {'/'.join(cuts[i * len(runs):(i + 1) * len(runs)])}" for i, p in enumerate(policies))
         print(f"| {name} | {r:.3f} | {f:.4f} | {w:.4f} | {max(fmax):.4f} | {max(wmax):.4f} | {np.mean(gaps):.3f} | {per_policy} |")

@@ -322,7 +322,8 @@ def _public_rows(training_root: Path, seed: int) -> Iterator[tuple[str, Labels, 
                 yield text, labels, name
 
 
-def _evaluation_keys(data_root: Path) -> tuple[set[str], set[str]]:
+def evaluation_keys(data_root: Path) -> tuple[set[str], set[str]]:
+    """(normalised texts, their first 48 characters) of every evaluation set: what training rows must not match."""
     exact, prefixes = set(), set()
     for name, reader in EVALUATION_SETS.items():
         for text in reader(data_root):
@@ -346,7 +347,7 @@ def build_corpus(data_root: str | Path, examples_root: str | Path = POLICY_ROOT,
     training_root = data_root / "training"
     if not training_root.is_dir():
         raise DataError(f"no training data at {training_root} (the public sets live in ../shared/data/training)")
-    exact, prefixes = _evaluation_keys(data_root)
+    exact, prefixes = evaluation_keys(data_root)
     merged: dict[str, list] = {}  # key -> [text, {policy: label}, weight, origin]
     dropped = {"evaluation overlap": 0, "empty": 0, "duplicate": 0}
     sources = [(row, 1.0) for row in _public_rows(training_root, seed)]

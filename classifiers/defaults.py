@@ -11,6 +11,7 @@ from pathlib import Path
 
 from shieldkit.classifiers.augment import training_corpus
 from shieldkit.classifiers.registry import DEFAULT_POLICIES, POLICY_ROOT, SAFETY_ROOT, default_policy
+from shieldkit.classifiers.reserve import benign_reserve
 from shieldkit.classifiers.safety_training import SafetyTrainingConfig, train_safety_model
 
 # The settings the committed safety model was trained with (run 5 in BENCHMARKS.md: one epoch over the training
@@ -29,7 +30,8 @@ def train_defaults(runtime, data_root: str | Path, out_dir: str | Path | None = 
 
     corpus = training_corpus(data_root, POLICY_ROOT, carried=DEFAULT_CARRIED)
     descriptions = {name: default_policy(name).description for name in DEFAULT_POLICIES}
-    safety, heads = train_safety_model(corpus, runtime, config, descriptions, cache_dir)
+    reserve = benign_reserve(data_root, corpus, seed=config.seed)
+    safety, heads = train_safety_model(corpus, runtime, config, descriptions, cache_dir, reserve)
     out = Path(out_dir) if out_dir is not None else None
     folders = {"safety model": out / "safety_model" if out else SAFETY_ROOT}
     for name in DEFAULT_POLICIES:

@@ -29,6 +29,7 @@ import torch
 from shieldkit.classifiers import stack
 from shieldkit.classifiers.corpus import UNKNOWN, Corpus
 from shieldkit.classifiers.calibration import calibrate_heads
+from shieldkit.classifiers.reserve import Reserve
 from shieldkit.classifiers.gemma import PolicyHead, attach_lora, pad_batch, token_windows
 from shieldkit.classifiers.safety import HeadClassifier, SafetyCard, SafetyModel
 from shieldkit.classifiers.storage import ADAPTER_DTYPE, adapter_fingerprint
@@ -188,8 +189,9 @@ def _fold(head: PolicyHead, scale: Standardise) -> PolicyHead:
 
 def train_safety_model(corpus: Corpus, runtime: GemmaRuntime, config: SafetyTrainingConfig | None = None,
                        descriptions: dict[str, str] | None = None, cache_dir: str | Path | None = None,
-                       ) -> tuple[SafetyModel, dict[str, HeadClassifier]]:
-    """Train the shared LoRA and one head per corpus policy; returns the model and its calibrated heads."""
+                       reserve: Reserve | None = None) -> tuple[SafetyModel, dict[str, HeadClassifier]]:
+    """Train the shared LoRA and one head per corpus policy; returns the model and its calibrated heads (``reserve``:
+    benign rows the corpus left out, for the everyday sources' budgets, ``reserve.py``)."""
     from peft import LoraConfig
 
     started = time.perf_counter()
@@ -276,5 +278,5 @@ def train_safety_model(corpus: Corpus, runtime: GemmaRuntime, config: SafetyTrai
     )
     safety = SafetyModel(runtime, card, network)
     classifiers = calibrate_heads(safety, dict(zip(policies, heads)), corpus, config.fpr_budget, descriptions,
-                                  config.to_dict())
+                                  config.to_dict(), reserve)
     return safety, classifiers
