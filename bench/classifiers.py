@@ -43,15 +43,14 @@ class Baseline:
         train, held = corpus.subset("train"), corpus.subset("calibration")
         benign = held[(corpus.labels[held] == 0).all(axis=1)]
         sources = np.array(corpus.origin)[benign]
-        x_reserve, reserve_origin = featurize(reserve.texts), np.array(reserve.origin)
+        x_reserve = featurize(reserve.texts)
         self.models, self.thresholds = {}, {}
         for column, policy in enumerate(corpus.policies):
             rows = train[corpus.labels[train, column] >= 0]
             model = LogisticRegression(C=1.0, max_iter=3000, class_weight="balanced")
             model.fit(x[rows], corpus.labels[rows, column], sample_weight=corpus.weights[rows])
             self.models[policy] = model
-            p_reserve = model.predict_proba(x_reserve)[:, 1]
-            by_source = {source: p_reserve[reserve_origin == source] for source in set(reserve.origin)}
+            by_source = reserve.by_source(model.predict_proba(x_reserve)[:, 1])
             self.thresholds[policy] = benign_threshold(model.predict_proba(x[benign])[:, 1], sources, fpr_budget,
                                                        by_source)[0]
         self.seconds = time.perf_counter() - started

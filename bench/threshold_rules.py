@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,7 @@ import torch
 from shieldkit.classifiers.calibration import PROBABILITY_FLOOR, benign_threshold, fpr_threshold
 from shieldkit.classifiers.corpus import EVERYDAY_SOURCES, UNKNOWN
 from shieldkit.classifiers.evaluation import fit_platt
+from shieldkit.classifiers.reserve import by_source
 
 BUDGET = 0.01
 
@@ -75,7 +77,7 @@ RULES = {
 }
 
 
-def dump(out: Path, bank: Path | None) -> None:
+def dump(out: Path, bank: Path | None, data_root: Path) -> None:
     from shieldkit.classifiers.augment import training_corpus
     from shieldkit.classifiers.calibration import held_out_logodds
     from shieldkit.classifiers.defaults import DEFAULT_CARRIED
@@ -84,7 +86,6 @@ def dump(out: Path, bank: Path | None) -> None:
     from shieldkit.classifiers.storage import load_head, load_safety
     from shieldkit.model import GemmaRuntime, ModelSettings
 
-    data_root = Path(__file__).resolve().parents[2] / "shared" / "data"
     runtime = GemmaRuntime.load(ModelSettings.create(model="embedded", classifier_precision="float32"), progress=False)
     safety = load_safety(bank / "safety_model" if bank else SAFETY_ROOT, runtime)
     heads = {name: load_head(bank / name if bank else default_policy(name).classifier, safety).head
@@ -119,9 +120,8 @@ class _Run:
     def fit(self, rule):
         known = self.y != UNKNOWN
         calibration = fit_platt(self.z[known], self.y[known])
-        reserve = _probabilities(calibration, self.z_reserve)
-        by_source = {name: reserve[self.reserve_origin == name] for name in set(self.reserve_origin.tolist())}
-        return calibration, rule(_probabilities(calibration, self.z[self.benign]), self.sources[self.benign], by_source)
+        reserve = by_source(_probabilities(calibration, self.z_reserve), self.reserve_origin)
+        return calibration, rule(_probabilities(calibration, self.z[self.benign]), self.sources[self.benign], reserve)
 
     def measure(self, calibration, cut):
         """(recall, pooled held-out benign FPR, worst everyday source's FPR over its held-out and reserve rows)."""
@@ -171,11 +171,13 @@ def main() -> None:
     dumping = commands.add_parser("dump", help="held-out raw log-odds of a trained bank")
     dumping.add_argument("out", type=Path)
     dumping.add_argument("--bank", type=Path, help="a train-defaults output folder (default: the committed bank)")
+    dumping.add_argument("--data-root", type=Path,
+                         default=os.environ.get("SHIELDKIT_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
     comparing = commands.add_parser("compare", help="compare the rules on two or more dumps")
     comparing.add_argument("runs", type=Path, nargs="+")
     args = parser.parse_args()
     if args.command == "dump":
-        dump(args.out, args.bank)
+        dump(args.out, args.bank, Path(args.data_root))
     else:
         compare(args.runs)
 

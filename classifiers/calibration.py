@@ -81,7 +81,6 @@ def calibrate_heads(safety, heads: Mapping[str, torch.nn.Module], corpus: Corpus
     sources = np.array(corpus.origin)[held][benign]
     reserve = reserve or Reserve([], [])
     z_reserve = held_out_logodds(safety, heads, reserve.texts) if len(reserve) else np.zeros((0, len(heads)))
-    reserve_origin = np.array(reserve.origin)
     out = {}
     for column, (name, head) in enumerate(heads.items()):
         known = labels[:, column] != UNKNOWN
@@ -89,8 +88,7 @@ def calibrate_heads(safety, heads: Mapping[str, torch.nn.Module], corpus: Corpus
         calibration = fit_platt(z[known, column], y)
         p = calibration.apply(torch.tensor(z[:, column])).numpy()
         p_reserve = calibration.apply(torch.tensor(z_reserve[:, column])).numpy()
-        by_source = {source: p_reserve[reserve_origin == source] for source in set(reserve.origin)}
-        threshold, binding = benign_threshold(p[benign], sources, budget, by_source)
+        threshold, binding = benign_threshold(p[benign], sources, budget, reserve.by_source(p_reserve))
         metrics = binary_metrics(y, p[known], threshold)
         metrics["threshold_rule"] = (f"false-positive rate <= {budget:g} on all {int(benign.sum())} held-out benign rows and "
                                      f"on each everyday source with >= {MIN_SOURCE_ROWS} of them (and {len(reserve)} rows "

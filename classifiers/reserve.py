@@ -35,6 +35,16 @@ class Reserve:
     def __len__(self) -> int:
         return len(self.texts)
 
+    def by_source(self, scores: np.ndarray) -> dict[str, np.ndarray]:
+        """{source: its rows' scores} for ``scores`` [R], one per reserve row (``calibration.benign_threshold``)."""
+        return by_source(scores, self.origin)
+
+
+def by_source(scores: np.ndarray, origin) -> dict[str, np.ndarray]:
+    """{source: the scores of its rows} for scores [R] and the source of each row, origin [R]."""
+    origin = np.asarray(origin)
+    return {name: scores[origin == name] for name in sorted(set(origin.tolist()))}
+
 
 def benign_reserve(data_root: str | Path, corpus: Corpus, per_set: int = RESERVE_PER_SET, seed: int = 0) -> Reserve:
     """A seeded sample of up to ``per_set`` rows per capped everyday benign set that are not in ``corpus``."""
