@@ -34,7 +34,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     classify.add_argument("texts", nargs="*", metavar="TEXT", help="texts to score (default: read stdin)")
     classify.add_argument("--classifier", required=True, metavar="DIR|NAME", help="a saved folder or a default policy")
-    classify.add_argument("--threshold", type=float, help="override the classifier's calibrated threshold")
+    classify.add_argument("--threshold", type=_probability, help="override the classifier's calibrated threshold (0-1)")
+    classify.add_argument("--lines", action="store_true", help="read every stdin line as plain text, also lines "
+                          "that start with { or \"")
     _add_safety_argument(classify)
     add_model_arguments(classify)
     classify.set_defaults(handler=run_classify)
@@ -45,9 +47,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     evaluate.add_argument("--classifier", required=True, metavar="DIR|NAME", help="a saved folder or a default policy")
     evaluate.add_argument("--data", required=True, metavar="FILE", help="CSV or JSONL with text and label")
-    evaluate.add_argument("--threshold", type=float, help="override the classifier's calibrated threshold")
+    evaluate.add_argument("--threshold", type=_probability, help="override the classifier's calibrated threshold (0-1)")
     evaluate.add_argument("--json", action="store_true", help="print one JSON object")
-    evaluate.add_argument("--plot", metavar="FILE.png", help="write a precision-recall and calibration plot")
+    evaluate.add_argument("--plot", metavar="FILE.png", help="write a precision-recall and calibration plot "
+                          "(.png, .svg or .pdf)")
     evaluate.add_argument("--card", metavar="FILE.md", help="write a classifier card (intended use, data, metrics, limits)")
     _add_column_arguments(evaluate)
     _add_safety_argument(evaluate)
@@ -67,6 +70,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                           "the package folders")
     add_model_arguments(defaults)
     defaults.set_defaults(handler=run_train_defaults)
+
+
+def _probability(value: str) -> float:
+    """argparse type of --threshold: a calibrated probability, so 0 to 1 (not a percentage)."""
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a number") from None
+    if not 0.0 <= number <= 1.0:  # also refuses nan
+        raise argparse.ArgumentTypeError(f"{value} is not a probability from 0 to 1")
+    return number
 
 
 def _add_training_arguments(parser: argparse.ArgumentParser) -> None:
@@ -116,7 +130,10 @@ def run_train(args: argparse.Namespace) -> int:
     from shieldkit.classifiers.data import load_examples
     from shieldkit.classifiers.training import train_classifier
 
+    from shieldkit.classifiers.storage import check_head_target
+
     config = _training_config(args)
+    check_head_target(args.out)  # before minutes of training, not after
     data = load_examples(args.data, text_column=args.text_column, label_column=args.label_column)
     for note in data.duplicates:
         print(f"shieldkit: duplicate: {data.source}: {note}", file=sys.stderr)
@@ -136,17 +153,25 @@ def _num(value) -> str:
     return "n/a" if value is None else f"{value:.3f}"
 
 
-def _read_stdin_texts() -> list[str]:
+def _read_stdin_texts(plain: bool = False) -> list[str]:
+    """Texts from stdin (UTF-8, a byte-order mark allowed): plain lines, or JSON lines (a string or {"text": ...})
+    where a line starts with ``{`` or ``"``, unless ``plain``."""
+    try:
+        content = sys.stdin.buffer.read().decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise DataError(f"stdin is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     texts = []
-    for number, line in enumerate(sys.stdin, start=1):
+    for number, line in enumerate(content.split("\n"), start=1):
+        line = line.removesuffix("\r")
         if not line.strip():
             continue
         stripped = line.strip()
-        if stripped[0] in "{\"":
+        if not plain and stripped[0] in "{\"":
             try:
                 value = json.loads(stripped)
             except json.JSONDecodeError as exc:
-                raise DataError(f"stdin line {number}: invalid JSON ({exc.msg})") from None
+                raise DataError(f"stdin line {number}: invalid JSON ({exc.msg}); pass --lines to read every line "
+                                "as plain text") from None
             if isinstance(value, dict):
                 if not isinstance(value.get("text"), str):
                     raise DataError(f"stdin line {number}: a JSON object needs a string 'text'")
@@ -155,7 +180,7 @@ def _read_stdin_texts() -> list[str]:
                 raise DataError(f"stdin line {number}: expected a JSON string or an object with 'text'")
             texts.append(value)
         else:
-            texts.append(line.rstrip("\n"))
+            texts.append(line)
     return texts
 
 
@@ -164,7 +189,7 @@ def run_classify(args: argparse.Namespace) -> int:
     from shieldkit.classifiers.registry import load_classifier, resolve
 
     resolve(args.classifier)  # a bad reference fails before the model loads
-    texts = list(args.texts) if args.texts else _read_stdin_texts()
+    texts = list(args.texts) if args.texts else _read_stdin_texts(args.lines)
     if not texts:
         raise DataError("no texts: give TEXT arguments or JSON lines on stdin")
     runtime = _runtime(args)
@@ -181,28 +206,42 @@ def run_eval(args: argparse.Namespace) -> int:
     from shieldkit.classifiers.registry import load_classifier, resolve
 
     resolve(args.classifier)
-    data = load_examples(args.data, text_column=args.text_column, label_column=args.label_column)
+    _check_outputs(args)
+    data = load_examples(args.data, text_column=args.text_column, label_column=args.label_column, both_classes=False)
+    for note in data.duplicates:
+        print(f"shieldkit: duplicate: {data.source}: {note}", file=sys.stderr)
     runtime = _runtime(args)
     classifier = load_classifier(args.classifier, runtime, safety=_safety(args, runtime))
     threshold = classifier.threshold if args.threshold is None else args.threshold
     scores = classifier.score(data.texts)
     metrics = binary_metrics(data.labels, scores, threshold)
     metrics["policy"] = classifier.name
-    if args.plot:
-        plot_curves(data.labels, scores, threshold, args.plot, f"{classifier.name} on {Path(args.data).name}")
-    if args.card:
-        from shieldkit.classifiers.cards import write_card
-
-        write_card(classifier, args.card, {Path(args.data).name: metrics})
-    if args.json:
-        print(json.dumps(metrics))
-    else:
-        print(format_report(metrics, f"{classifier.name} on {args.data}"))
+    print(json.dumps(metrics) if args.json else format_report(metrics, f"{classifier.name} on {args.data}"))
+    try:  # after printing, so a file that cannot be written loses no measurement
         if args.plot:
-            print(f"  plot       {args.plot}")
+            plot_curves(data.labels, scores, threshold, args.plot, f"{classifier.name} on {Path(args.data).name}")
         if args.card:
-            print(f"  card       {args.card}")
+            from shieldkit.classifiers.cards import write_card
+
+            write_card(classifier, args.card, {Path(args.data).name: metrics})
+    except OSError as exc:
+        raise DataError(f"cannot write {exc.filename or 'the output'}: {exc.strerror or exc}") from None
+    if not args.json:
+        for label, value in (("plot", args.plot), ("card", args.card)):
+            if value:
+                print(f"  {label:<10} {value}")
     return 0
+
+
+def _check_outputs(args: argparse.Namespace) -> None:
+    """--plot and --card, checked before the model loads and the data is scored."""
+    from shieldkit.classifiers.evaluation import PLOT_SUFFIXES
+
+    if args.plot and Path(args.plot).suffix.lower() not in PLOT_SUFFIXES:
+        raise DataError(f"--plot {args.plot}: the file name must end in {', '.join(PLOT_SUFFIXES)}")
+    for flag, value in (("--plot", args.plot), ("--card", args.card)):
+        if value and Path(value).is_dir():
+            raise DataError(f"{flag} {value} is a folder; give a file name")
 
 
 def run_train_defaults(args: argparse.Namespace) -> int:

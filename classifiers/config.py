@@ -10,6 +10,7 @@ from typing import Any
 from shieldkit.errors import ConfigError
 
 THRESHOLD_RULE_NAMES = ("f1", "youden")  # the keys of evaluation.THRESHOLD_RULES (kept import-light for the CLI)
+MAX_SEED = 2**32 - 2  # numpy and sklearn take seeds below 2**32, and the inner cross-validation uses seed + 1
 C_GRID = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)  # head strengths the inner cross-validation chooses from
 
 
@@ -34,8 +35,8 @@ class TrainingConfig:
             ok = isinstance(self.c, (int, float)) and not isinstance(self.c, bool) and math.isfinite(self.c) and self.c > 0
             if not ok:
                 raise ConfigError(f"TrainingConfig.c must be a finite number > 0 (or None: chosen), got {self.c!r}")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or self.seed < 0:
-            raise ConfigError(f"TrainingConfig.seed must be a whole number >= 0, got {self.seed!r}")
+        if isinstance(self.seed, bool) or not isinstance(self.seed, int) or not 0 <= self.seed <= MAX_SEED:
+            raise ConfigError(f"TrainingConfig.seed must be a whole number from 0 to {MAX_SEED}, got {self.seed!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

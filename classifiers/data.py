@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -78,8 +79,11 @@ def from_pairs(pairs: Iterable[tuple[str, object]], source: str = "<memory>") ->
     return _validate(source, "item", rows)
 
 
-def load_examples(path: str | Path, *, text_column: str = "text", label_column: str = "label") -> LabeledData:
-    """Read and check a .csv/.tsv (header row; ',', ';' or tab separated) or .jsonl/.json-lines file."""
+def load_examples(path: str | Path, *, text_column: str = "text", label_column: str = "label",
+                  both_classes: bool = True) -> LabeledData:
+    """Read and check a .csv/.tsv (header row; ',', ';' or tab separated) or .jsonl/.json-lines file. Lines end at
+    ``\n`` (or ``\r\n``) only: U+2028 and other Unicode line separators are text, as JSON and CSV writers leave them.
+    ``both_classes``: refuse a file without examples of both labels (training needs them; measuring need not)."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such file")
@@ -93,13 +97,13 @@ def load_examples(path: str | Path, *, text_column: str = "text", label_column: 
         rows = _jsonl_rows(path, content, text_column, label_column)
     else:
         rows = _csv_rows(path, content, text_column, label_column)
-    return _validate(str(path), "line", rows)
+    return _validate(str(path), "line", rows, both_classes)
 
 
 def _csv_rows(path: Path, content: str, text_column: str, label_column: str) -> list[tuple[int, object, object]]:
-    first = content.splitlines()[0]
+    first = content.split("\n", 1)[0]
     delimiter = max((",", ";", "\t"), key=first.count)
-    reader = csv.reader(content.splitlines(keepends=True), delimiter=delimiter)
+    reader = csv.reader(io.StringIO(content, newline=""), delimiter=delimiter)
     header = [name.strip() for name in next(reader)]
     lowered = [name.lower() for name in header]
     columns = []
@@ -122,7 +126,8 @@ def _csv_rows(path: Path, content: str, text_column: str, label_column: str) -> 
 
 def _jsonl_rows(path: Path, content: str, text_column: str, label_column: str) -> list[tuple[int, object, object]]:
     rows = []
-    for number, line in enumerate(content.splitlines(), start=1):
+    for number, line in enumerate(content.split("\n"), start=1):
+        line = line.removesuffix("\r")
         if not line.strip():
             continue
         try:
@@ -138,7 +143,8 @@ def _jsonl_rows(path: Path, content: str, text_column: str, label_column: str) -
     return rows
 
 
-def _validate(source: str, unit: str, rows: Sequence[tuple[int, object, object]]) -> LabeledData:
+def _validate(source: str, unit: str, rows: Sequence[tuple[int, object, object]],
+              both_classes: bool = True) -> LabeledData:
     if not rows:
         raise DataError(f"{source}: no examples")
     examples: list[Example] = []
@@ -165,7 +171,7 @@ def _validate(source: str, unit: str, rows: Sequence[tuple[int, object, object]]
         examples.append(example)
     counts = [sum(1 for e in examples if e.label == label) for label in (0, 1)]
     for label, count in enumerate(counts):
-        if count == 0:
+        if count == 0 and both_classes:
             other = LABELS[1 - label]
             raise DataError(
                 f"{source}: all {len(examples)} examples are labelled {1 - label} ({other}); "

@@ -127,8 +127,12 @@ def format_report(metrics: dict[str, Any], title: str) -> str:
     return "\n".join(lines)
 
 
+PLOT_SUFFIXES = (".png", ".svg", ".pdf")  # what plot_curves writes
+
+
 def plot_curves(labels: Sequence[int], probabilities: Sequence[float], threshold: float, path: str | Path, title: str) -> Path:
-    """PR curve (with the operating point) and a reliability diagram, side by side, as a PNG."""
+    """PR curve (with the operating point) and a reliability diagram, side by side, as PNG, SVG or PDF
+    (``PLOT_SUFFIXES``, by the file name)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -138,9 +142,10 @@ def plot_curves(labels: Sequence[int], probabilities: Sequence[float], threshold
     y = np.asarray(labels, dtype=int)
     p = np.asarray(probabilities, dtype=np.float64)
     fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4.5))
-    precision, recall, _ = precision_recall_curve(y, p)
-    left.plot(recall, precision, color="tab:blue")
     point = binary_metrics(y, p, threshold)
+    if point["positives"]:  # with no violating text there is no recall to plot, only the operating point's rates
+        precision, recall, _ = precision_recall_curve(y, p)
+        left.plot(recall, precision, color="tab:blue")
     left.scatter([point["recall"]], [point["precision"]], color="tab:red", zorder=3, label=f"threshold {threshold:.2f}")
     left.axhline(y.mean(), color="grey", linestyle=":", label=f"base rate {y.mean():.2f}")
     left.set(xlabel="recall", ylabel="precision", xlim=(0, 1), ylim=(0, 1.02), title="precision-recall")
@@ -164,6 +169,7 @@ def plot_curves(labels: Sequence[int], probabilities: Sequence[float], threshold
     fig.suptitle(title)
     fig.tight_layout()
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path

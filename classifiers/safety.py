@@ -60,6 +60,17 @@ class HeadCard:
     labels: tuple[str, str] = ("allowed", "violates")
     format_version: int = FORMAT_VERSION
 
+    def __post_init__(self) -> None:
+        for name in ("policy", "safety_model"):
+            if not isinstance(getattr(self, name), str) or not getattr(self, name):
+                raise ConfigError(f"HeadCard.{name} must be a non-empty string, got {getattr(self, name)!r}")
+        if not _finite(self.threshold) or not 0.0 <= self.threshold <= 1.0:
+            raise ConfigError(f"HeadCard.threshold must be a probability in [0, 1], got {self.threshold!r}")
+        for name in ("slope", "intercept"):
+            if not _finite(getattr(self.calibration, name, None)):
+                raise ConfigError(f"HeadCard.calibration.{name} must be a finite number, "
+                                  f"got {getattr(self.calibration, name, None)!r}")
+
     def to_dict(self) -> dict[str, Any]:
         values = dict(self.__dict__)
         values["calibration"] = dict(self.calibration.__dict__)
@@ -72,6 +83,10 @@ class HeadCard:
         values["calibration"] = Calibration(**values.get("calibration", {}))
         values["labels"] = tuple(values.get("labels", ("allowed", "violates")))
         return cls(**values)
+
+
+def _finite(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,13 @@ class InvalidRequest(ApiError):
     code = "invalid_request"
 
 
+class ClientDisconnected(ApiError):
+    """The client went away before sending its whole body: nothing was checked or forwarded, and nobody is left to
+    read the answer (logged and counted as a 400, not as a server error)."""
+
+    code = "client_disconnected"
+
+
 class RequestTooLarge(ApiError):
     status = 413
     code = "request_too_large"

@@ -35,10 +35,11 @@ HOLD_LIMIT = "stream.hold_chars"  # the name under which refused, uncuttable tex
 class WindowChecker:
     """Checks consecutive windows of one stream and keeps the per-check totals for the audit log."""
 
-    def __init__(self, guard: Guard, vault: Vault, context_chars: int) -> None:
+    def __init__(self, guard: Guard, vault: Vault, context_chars: int, prefill: str = "") -> None:
         self.guard = guard
         self.vault = vault
         self.context_chars = context_chars
+        self.prefill = prefill  # the checked assistant message the upstream continues: context, never sent again
         self.released = ""  # checked (redacted, not restored) text sent so far
         self.outcomes: dict[str, CheckOutcome] = {}
         self.latency_ms = 0.0
@@ -48,7 +49,7 @@ class WindowChecker:
     async def check(self, window: str) -> str | None:
         """The text to send for ``window`` (redacted, the user's own values restored), or None if it must be
         withheld. Restorable values the user did not send are put back before the checks, so they judge them."""
-        context = self.released[-self.context_chars:] if self.context_chars else ""
+        context = self.before(self.context_chars) if self.context_chars else ""
         window = self.vault.restore_unsent(window)
         verdict = await self.guard.run([context + window], self.vault, skip=[len(context)])
         self._add(verdict)
@@ -58,6 +59,10 @@ class WindowChecker:
         checked = verdict.texts[0][len(context):]
         self.released += checked
         return self.vault.restore(checked)
+
+    def before(self, chars: int) -> str:
+        """The last ``chars`` characters the next window follows: the prefill, then what was released."""
+        return (self.prefill[-chars:] + self.released)[-chars:]
 
     def refuse_held(self) -> None:
         """Record that held text was refused because no safe cut came within the hold limit."""
@@ -76,6 +81,7 @@ class WindowChecker:
             self.outcomes[outcome.name] = replace(
                 seen, score=max(scores) if scores else None, fired=seen.fired or outcome.fired,
                 error=seen.error or outcome.error, latency_ms=seen.latency_ms + outcome.latency_ms,
+                residual=seen.residual or outcome.residual,
             )
 
     def verdict(self) -> Verdict:
@@ -90,6 +96,7 @@ class StreamJob:
     model: str
     include_usage: bool
     started: float  # perf_counter at request start
+    prefill: str = ""  # the checked text of a final assistant message, which upstreams like llama.cpp continue
     completion_id: str = field(default_factory=lambda: shapes.new_id("chatcmpl"))
     created: int = field(default_factory=lambda: int(time.time()))
 
@@ -97,7 +104,7 @@ class StreamJob:
 async def guarded_sse(job: StreamJob, upstream: UpstreamStream, *, on_done, on_first_release=None) -> AsyncIterator[bytes]:
     """SSE bytes for the client. ``on_done(verdict, status)`` is called exactly once, however the stream ends."""
     cutter = WindowCutter(job.policy.stream, redact_holders(job.guard))
-    checker = WindowChecker(job.guard, job.vault, job.policy.stream.context_chars)
+    checker = WindowChecker(job.guard, job.vault, job.policy.stream.context_chars, job.prefill)
     queue: asyncio.Queue = asyncio.Queue()
     pump = asyncio.create_task(_pump(upstream, queue))
     status, sent_any = "client_disconnected", False
@@ -123,7 +130,7 @@ async def guarded_sse(job: StreamJob, upstream: UpstreamStream, *, on_done, on_f
                     yield shapes.sse(failed(value.message).body())
                     return
             while pending:
-                size = cutter.cut(pending, pieces, context=checker.released[-HOLD_CONTEXT:], final=finished)
+                size = cutter.cut(pending, pieces, context=checker.before(HOLD_CONTEXT), final=finished)
                 if not size and not cutter.over_cap(pending):
                     break
                 if size:

@@ -3,12 +3,17 @@
 The upstream's own error text (an error body, a mid-stream error event) is never put into the proxy's errors: it
 is output nobody checked, and may repeat what the request or the answer held. Clients get the upstream's status;
 the text is logged at debug level for the operator.
+
+JSON lets an upstream send UTF-16 surrogates as escapes; a pair split across two stream events, or a lone one,
+is not Unicode text and could not be checked or sent on. Pairs are joined (across events too) and a lone
+surrogate becomes U+FFFD before any check reads the text (``_unicode``).
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -17,6 +22,7 @@ import httpx
 from shieldkit.guardrails.upstream.base import UpstreamError, UpstreamReply, UpstreamRequest, UpstreamStream, Usage
 
 log = logging.getLogger("shieldkit.guardrails")
+_SURROGATE = re.compile("[\ud800-\udfff]")
 WITHHELD = "its error text is not passed on (it was not checked)"
 _FORWARDED = ("max_tokens", "temperature", "top_p", "seed", "presence_penalty", "frequency_penalty", "user")
 
@@ -65,7 +71,7 @@ class OpenAIUpstream:
             if content is not None and not isinstance(content, str):
                 raise TypeError("message.content is not text")
             usage = _usage(body.get("usage"))
-            return UpstreamReply(content or "", str(choice.get("finish_reason") or "stop"), str(body.get("model") or request.model), usage)
+            return UpstreamReply(_unicode(content or ""), str(choice.get("finish_reason") or "stop"), str(body.get("model") or request.model), usage)
         except (KeyError, IndexError, TypeError, AttributeError) as exc:
             raise UpstreamError(502, f"the upstream sent an invalid chat completion ({exc})") from None
 
@@ -109,7 +115,7 @@ class OpenAIUpstream:
             body = json.loads(await response.aread())
         except httpx.TimeoutException:
             raise UpstreamError(504, "the upstream stopped sending its answer") from None
-        except (httpx.HTTPError, ValueError) as exc:
+        except (httpx.HTTPError, ValueError, RecursionError) as exc:  # RecursionError: nested too deep to parse
             raise UpstreamError(502, f"the upstream sent an invalid response ({type(exc).__name__})") from None
         finally:
             await response.aclose()
@@ -119,6 +125,7 @@ class OpenAIUpstream:
 
     async def _events(self, response: httpx.Response, stream: UpstreamStream) -> AsyncIterator[str]:
         done = False
+        held = ""  # a high surrogate that ended the last piece: its pair may start the next one
         try:
             async for line in response.aiter_lines():
                 if not line.startswith("data:"):
@@ -127,7 +134,9 @@ class OpenAIUpstream:
                 if data == "[DONE]":
                     done = True
                     break
-                piece = _parse_chunk(data, stream)
+                piece = held + _parse_chunk(data, stream)
+                held = piece[-1] if piece and "\ud800" <= piece[-1] <= "\udbff" else ""
+                piece = _unicode(piece[:-1] if held else piece)
                 if piece:
                     yield piece
         except httpx.TimeoutException:
@@ -138,13 +147,15 @@ class OpenAIUpstream:
             await response.aclose()
         if not done and stream.finish_reason is None:
             raise UpstreamError(502, "the upstream ended the stream without finishing its answer")
+        if held:
+            yield _unicode(held)
         stream.finish_reason = stream.finish_reason or "stop"
 
 
 def _parse_chunk(data: str, stream: UpstreamStream) -> str:
     try:
         chunk = json.loads(data)
-    except ValueError:
+    except (ValueError, RecursionError):
         raise UpstreamError(502, "the upstream sent an invalid stream event (not JSON)") from None
     if not isinstance(chunk, dict):
         raise UpstreamError(502, "the upstream sent an invalid stream event (not a JSON object)")
@@ -176,8 +187,15 @@ def _usage(raw: Any) -> Usage | None:
         return None
     try:
         return Usage(int(raw.get("prompt_tokens") or 0), int(raw.get("completion_tokens") or 0))
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: 1e999 parses as infinity
         return None
+
+
+def _unicode(text: str) -> str:
+    """``text`` with surrogate pairs joined and lone surrogates replaced by U+FFFD (see the module docstring)."""
+    if not _SURROGATE.search(text):
+        return text
+    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
 
 
 def _status_error(status: int, detail: str) -> UpstreamError:

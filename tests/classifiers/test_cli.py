@@ -37,7 +37,8 @@ def test_classify_arguments_and_stdin(trained, capsys, monkeypatch):
     assert [line["text"] for line in lines] == ["first text", "second text"]
     assert all(set(line) == {"policy", "score", "threshold", "flagged", "text"} for line in lines)
     assert all(line["flagged"] == (line["score"] >= line["threshold"]) for line in lines)
-    monkeypatch.setattr("sys.stdin", io.StringIO('{"text": "first text"}\n"second text"\nplain third\n'))
+    piped_in = '{"text": "first text"}\n"second text"\nplain third\n'.encode()
+    monkeypatch.setattr("sys.stdin", io.TextIOWrapper(io.BytesIO(piped_in), encoding="utf-8"))
     assert main(["classify", "--classifier", str(out), *model]) == 0
     piped = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert [line["text"] for line in piped] == ["first text", "second text", "plain third"]

@@ -101,3 +101,29 @@ def test_an_unexpected_error_is_a_json_500_without_a_traceback(make_proxy):
         assert body["type"] == "server_error" and response.headers["x-request-id"] in body["message"]
         assert "secret" not in response.text and "Traceback" not in response.text
     assert httpx.get(proxy.url + "/healthz").status_code == 200
+
+
+def _completion(content: str, usage: str = '{"prompt_tokens": 1, "completion_tokens": 1}') -> str:
+    return ('{"id": "x", "object": "chat.completion", "model": "stub-body", "choices": [{"index": 0, "message": '
+            f'{{"role": "assistant", "content": {content}}}, "finish_reason": "stop"}}], "usage": {usage}}}')
+
+
+@pytest.mark.parametrize(("body", "status", "text"), [
+    ('{"choices": ' + "[" * 5000 + "]" * 5000 + "}", 502, None),  # too deep for the parser: RecursionError
+    (_completion('"fine."', '{"prompt_tokens": 1e999, "completion_tokens": 1}'), 200, "fine."),  # usage = infinity
+    (_completion('"smile \\ud83d\\ude00 and \\ud83d."'), 200, "smile \U0001F600 and \ufffd."),  # a lone surrogate
+])
+def test_odd_upstream_json_is_a_502_or_clean_text_never_a_500(proxy, body, status, text):
+    response = proxy.post("/v1/chat/completions", json={"model": "stub-body", "messages": [{"role": "user", "content": body}]})
+    assert response.status_code == status, response.text
+    if text is None:
+        assert response.json()["error"]["code"] == "upstream_error"
+    else:
+        assert response.json()["choices"][0]["message"]["content"] == text
+
+
+def test_a_surrogate_pair_split_across_stream_events_is_joined(proxy):
+    pieces = '["Hi ", "\\ud83d", "\\ude00 there. Lone ", "\\ud83d"]'  # the stub sends each string as one event
+    chunks = proxy.client().chat.completions.create(model="stub-pieces", stream=True,
+                                                    messages=[{"role": "user", "content": pieces}])
+    assert "".join(chunk.choices[0].delta.content or "" for chunk in chunks) == "Hi \U0001F600 there. Lone \ufffd"

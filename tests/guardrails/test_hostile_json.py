@@ -94,3 +94,34 @@ def test_after_a_500_a_pooled_client_keeps_working(make_proxy):
             assert failed.json()["error"]["type"] == "server_error" and "secret" not in failed.text
             assert client.get("/healthz").status_code == 200  # the next pooled request: never ECONNRESET
             assert client.get("/healthz").headers.get("connection") != "close"  # other answers keep the connection
+
+
+def test_unterminated_strings_are_scanned_once_not_from_every_quote(rules_proxy):
+    """Brackets inside a closed string, then many escaped quotes and no closing one: the depth scan must not
+    rescan the rest of the text from each quote (it did: quadratic, about an hour for a 1 MB body)."""
+    from shieldkit.guardrails.api.request_json import _STRING_OR_BRACKET
+
+    tail = '\\"' * 20_000
+    assert [m.group() for m in _STRING_OR_BRACKET.finditer('"' + tail)] == ['"' + tail]  # one match, to the end
+    raw = ('"' + "[" * (MAX_DEPTH + 1) + '" ' + tail).encode()
+    response = rules_proxy.post("/v1/chat/completions", content=raw, headers={"content-type": "application/json"})
+    assert response.status_code == 400 and response.json()["error"]["code"] == "invalid_json"
+
+
+def test_a_client_that_leaves_mid_body_is_not_a_server_error(rules_proxy, caplog):
+    import socket
+    import time
+
+    host, port = rules_proxy.url.removeprefix("http://").split(":")
+    before = len(rules_proxy.stub_app.state.received)
+    with socket.create_connection((host, int(port))) as sock:
+        sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: 1000\r\n\r\n" + HEAD.encode()[:20])
+    counted = 'shieldkit_requests_total{endpoint="/v1/chat/completions",status="400"} 1.0'
+    deadline = time.monotonic() + 10  # the server notices the closed socket on its next read
+    while counted not in httpx.get(rules_proxy.url + "/metrics").text and time.monotonic() < deadline:
+        time.sleep(0.02)
+    metrics = httpx.get(rules_proxy.url + "/metrics").text
+    assert counted in metrics and 'status="500"' not in metrics
+    assert "unexpected error" not in caplog.text
+    assert len(rules_proxy.stub_app.state.received) == before

@@ -159,3 +159,30 @@ def test_restore_roles_is_validated(check, message):
     with pytest.raises(ConfigError, match=message):
         parse_policy_text(f"policies:\n  default:\n    input:\n      - {check}\n")
 
+
+
+PREFILL_POLICY = """
+policies:
+  default:
+    refusal: "REFUSED."
+    output:
+      - {name: api_key, kind: regex, patterns: ['sk-proj-[a-z0-9]{12,}']}
+"""
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_an_answer_continuing_an_assistant_prefill_is_checked_with_it(make_proxy, stream):
+    """Upstreams such as llama.cpp continue a final assistant message: the key's prefix is in the prefill, the rest
+    in the answer (the stub echoes the user's message), and only together do they match."""
+    proxy = make_proxy(PREFILL_POLICY)
+    messages = [{"role": "user", "content": "abc123def456ghi789"},
+                {"role": "assistant", "content": "Sure, the key is sk-proj-"}]
+    client = proxy.client()
+    if stream:
+        chunks = client.chat.completions.create(model="stub", messages=messages, stream=True)
+        text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    else:
+        text = client.chat.completions.create(model="stub", messages=messages).choices[0].message.content
+    assert text == "REFUSED."
+    messages[-1]["content"] = "Sure, here it is: "  # without the prefix the answer alone is fine, and sent as is
+    assert client.chat.completions.create(model="stub", messages=messages).choices[0].message.content == "abc123def456ghi789"

@@ -216,3 +216,19 @@ def test_first_tokens_is_validated_and_capped_by_tokens():
     cutter = WindowCutter(StreamConfig(window="sentence", tokens=2, first_tokens=4))
     assert cutter.cut("One two three", 2) == len("One two ")  # the smaller of the two
     assert cutter.cut("One two", 1, context="Earlier text. ") == 0  # later windows wait for `tokens`
+
+
+def test_a_residual_match_in_a_later_window_stays_a_block_in_the_stream_verdict():
+    """The audit log and content_filter_results read the stream's merged verdict: a redact check that left a
+    match in window 2 blocked the stream, so the merged outcome must say so too."""
+    from shieldkit.guardrails.pipeline.engine import CheckOutcome, Verdict
+    from shieldkit.guardrails.pipeline.streaming import WindowChecker
+
+    def outcome(residual: bool) -> CheckOutcome:
+        return CheckOutcome("pii", "pii", "redact", "block", 1.0, None, True, None, 0.1, residual=residual)
+
+    checker = WindowChecker(Guard("output", []), vault=None, context_chars=0)
+    checker._add(Verdict("output", ["a"], [outcome(False)], 0.1, changed=True))
+    checker._add(Verdict("output", ["b"], [outcome(True)], 0.1, changed=True))
+    merged = checker.verdict()
+    assert merged.blocked_by is not None and merged.blocked_by.residual and merged.decision == "block"

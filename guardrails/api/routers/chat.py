@@ -65,6 +65,9 @@ async def chat_completions(caller: ChatCaller, services: ReadyServices, body: Ch
                                   text="\n".join(f"{m.role}: {t}" for m, t in zip(body.messages, verdict.texts)))
     refuse_input(verdict)
     request = upstream_request(body, verdict.texts)
+    # A final assistant message is a prefill that upstreams such as llama.cpp continue: the output checks read the
+    # answer after it, so a secret or a phrase split across the two is still one match.
+    prefill = verdict.texts[-1] if body.messages[-1].role == "assistant" else ""
 
     if body.stream:
         with services.recorder.no_answer_on_error(answer, **ids):
@@ -78,7 +81,7 @@ async def chat_completions(caller: ChatCaller, services: ReadyServices, body: Ch
                 services.metrics.upstream_errors.labels("502").inc()
             services.recorder.event(**ids, verdict=output, text=output.texts[0], closes=answer)
 
-        job = StreamJob(guards["output"], policy, vault, body.model, request.include_usage, started)
+        job = StreamJob(guards["output"], policy, vault, body.model, request.include_usage, started, prefill=prefill)
         return StreamingResponse(
             guarded_sse(job, stream, on_done=done, on_first_release=services.metrics.stream_first_release.observe),
             media_type="text/event-stream", headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
@@ -89,10 +92,12 @@ async def chat_completions(caller: ChatCaller, services: ReadyServices, body: Ch
             reply = await services.startup.upstream.complete(request)
         except UpstreamError as exc:
             raise upstream_api_error(services, exc) from None
-        output = await guards["output"].run([vault.restore_unsent(reply.text)], vault)  # values the user did not send
-    services.recorder.event(**ids, verdict=output, text=output.texts[0], closes=answer)
+        output = await guards["output"].run([prefill + vault.restore_unsent(reply.text)], vault,  # values the user
+                                            skip=[len(prefill)])  # did not send are restored before the checks
+    answer_text = output.texts[0][len(prefill):]
+    services.recorder.event(**ids, verdict=output, text=answer_text, closes=answer)
     usage = reply.usage.to_dict() if reply.usage else None
     completion_id = shapes.new_id("chatcmpl")
     if output.blocked_by is not None:
         return shapes.completion(completion_id, body.model, policy.refusal, "content_filter", usage, output.outcomes)
-    return shapes.completion(completion_id, body.model, vault.restore(output.texts[0]), reply.finish_reason, usage)
+    return shapes.completion(completion_id, body.model, vault.restore(answer_text), reply.finish_reason, usage)
