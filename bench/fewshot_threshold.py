@@ -40,6 +40,7 @@ def main() -> None:
                         help="training samples: balanced sizes or positives:negatives (default %(default)s)")
     parser.add_argument("--seeds", type=int, default=40)
     parser.add_argument("--repeats", default="1,5", help="cv_repeats values to compare (default %(default)s)")
+    parser.add_argument("--rules", default="f1", help="threshold rules to compare (default %(default)s)")
     args = parser.parse_args()
 
     from sklearn.metrics import f1_score
@@ -53,23 +54,23 @@ def main() -> None:
     runtime = GemmaRuntime.load(ModelSettings.create(model="embedded"), progress=False)
     states = first_window_states(load_safety_model(runtime), [texts[i] for i in pool])  # [P, D]
     index = {int(i): row for row, i in enumerate(pool)}
-    repeats = [int(r) for r in args.repeats.split(",")]
+    variants = [(int(r), rule) for r in args.repeats.split(",") for rule in args.rules.split(",")]
 
-    print("| training sample | cv_repeats | F1 mean | sd | p10 | min | seeds < 0.5 |")
-    print("|---|---|---|---|---|---|---|")
+    print("| training sample | cv_repeats | threshold rule | F1 mean | sd | p10 | min | seeds < 0.5 |")
+    print("|---|---|---|---|---|---|---|---|")
     for setting in args.settings.split(","):
-        f1 = {r: [] for r in repeats}
+        f1 = {variant: [] for variant in variants}
         for seed in tqdm(range(100, 100 + args.seeds), desc=f"sample {setting}", file=sys.stderr):
             train = [index[i] for i in sample(pool, labels, setting, seed)]
             rest = np.setdiff1d(np.arange(len(pool)), train)
             x, y = states[train], labels[pool[train]]
-            for r in repeats:
-                fit = fit_head(x, y, TrainingConfig(seed=seed, cv_repeats=r))
-                f1[r].append(f1_score(labels[pool[rest]], fit.probabilities(states[rest]) >= fit.threshold))
-        for r in repeats:
-            v = np.array(f1[r])
-            print(f"| {setting} | {r} | {v.mean():.3f} | {v.std():.3f} | {np.quantile(v, 0.1):.3f} | {v.min():.3f} "
-                  f"| {int((v < 0.5).sum())} of {len(v)} |", flush=True)
+            for r, rule in variants:
+                fit = fit_head(x, y, TrainingConfig(seed=seed, cv_repeats=r, threshold_rule=rule))
+                f1[r, rule].append(f1_score(labels[pool[rest]], fit.probabilities(states[rest]) >= fit.threshold))
+        for r, rule in variants:
+            v = np.array(f1[r, rule])
+            print(f"| {setting} | {r} | {rule} | {v.mean():.3f} | {v.std():.3f} | {np.quantile(v, 0.1):.3f} | "
+                  f"{v.min():.3f} | {int((v < 0.5).sum())} of {len(v)} |", flush=True)
 
 
 if __name__ == "__main__":

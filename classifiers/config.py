@@ -9,7 +9,7 @@ from typing import Any
 
 from shieldkit.errors import ConfigError
 
-THRESHOLD_RULE_NAMES = ("f1", "youden")  # the keys of evaluation.THRESHOLD_RULES (kept import-light for the CLI)
+THRESHOLD_RULE_NAMES = ("f1", "youden", "f1-smooth")  # the keys of evaluation.THRESHOLD_RULES (kept import-light for the CLI)
 MAX_SEED = 2**32 - 2  # numpy and sklearn take seeds below 2**32, and the inner cross-validation uses seed + 1
 C_GRID = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)  # head strengths the inner cross-validation chooses from
 
@@ -18,7 +18,8 @@ C_GRID = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)  # head strengths the inner c
 class TrainingConfig:
     cv_folds: int = 3  # stratified folds whose held-out scores choose the threshold and calibrate probabilities
     cv_repeats: int = 5  # fold splits whose held-out scores are averaged per example (1 = a single split)
-    threshold_rule: str = "f1"  # how held-out scores set the threshold: "f1" (F1-best) or "youden" (max TPR - FPR)
+    threshold_rule: str = "f1"  # how held-out scores set the threshold: "f1" (F1-best), "youden" (max TPR - FPR) or
+    #                             "f1-smooth" (F1-best under a normal model of each class's held-out log-odds)
     c: float | None = None  # inverse L2 strength of the logistic head on standardised states; None = from C_GRID
     #                         by inner cross-validated log-loss
     seed: int = 0  # fixes the fold splits

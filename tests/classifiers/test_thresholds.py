@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from shieldkit.classifiers import TrainingConfig
-from shieldkit.classifiers.evaluation import THRESHOLD_RULES, best_f1_threshold, best_youden_threshold
+from shieldkit.classifiers.config import THRESHOLD_RULE_NAMES
+from shieldkit.classifiers.evaluation import THRESHOLD_RULES, best_f1_threshold, best_youden_threshold, smooth_f1_threshold
 from shieldkit.errors import ConfigError
 
 
@@ -27,6 +28,22 @@ def test_youden_does_not_flag_everything_when_scores_barely_separate():
 
 
 def test_the_rule_is_a_config_field():
-    assert TrainingConfig().threshold_rule == "f1" and set(THRESHOLD_RULES) == {"youden", "f1"}
-    with pytest.raises(ConfigError, match=r"TrainingConfig\.threshold_rule must be one of f1, youden, got 'auc'"):
+    assert TrainingConfig().threshold_rule == "f1" and set(THRESHOLD_RULES) == set(THRESHOLD_RULE_NAMES)
+    assert set(THRESHOLD_RULE_NAMES) == {"youden", "f1", "f1-smooth"}
+    with pytest.raises(ConfigError, match=r"TrainingConfig\.threshold_rule must be one of f1, youden, f1-smooth, got 'auc'"):
         TrainingConfig(threshold_rule="auc")
+
+
+def test_the_smooth_rule_follows_the_class_means_not_single_scores():
+    """Normal log-odds per class with one spread: the F1-best cut of the model lies between the class means, and
+    moving one score to the other end moves it by a fraction of the spread."""
+    rng = np.random.default_rng(1)
+    z = np.r_[rng.normal(1.0, 1.0, 8), rng.normal(-1.0, 1.0, 8)]
+    labels = np.r_[np.ones(8), np.zeros(8)].astype(int)
+    p = 1 / (1 + np.exp(-z))
+    cut = smooth_f1_threshold(p, labels)
+    assert z[8:].mean() < np.log(cut / (1 - cut)) < z[:8].mean()
+    z_moved = z.copy()
+    z_moved[np.argmin(z[:8])] = 3.0  # the lowest positive becomes the highest
+    assert smooth_f1_threshold(1 / (1 + np.exp(-z_moved)), labels) == pytest.approx(cut, abs=0.15)
+    assert 0.0 < smooth_f1_threshold([0.9, 0.9, 0.1, 0.1], [1, 1, 0, 0]) < 1.0  # separated scores: a finite cut
