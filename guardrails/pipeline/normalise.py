@@ -71,16 +71,21 @@ PLACEHOLDER = re.compile(r"<[A-Z][A-Z0-9_]*_\d+>")  # the vault's placeholders
 def normalise(text: str) -> Mapped:
     """The normalised view of ``text``: ``.text`` is what checks read, ``.source_span(start, end)`` maps a range of
     it back to ``text``."""
-    return _normalise(text, depth=0)
+    return _normalise(Mapped(text, text), depth=0)
 
 
-def _normalise(text: str, depth: int) -> Mapped:
-    view = Mapped(text, text).then(_spell_tags(text))
+def normalise_view(view: Mapped) -> Mapped:
+    """:func:`normalise` applied to an already rewritten text: ``.source_span`` still maps to ``view.source``."""
+    return _normalise(view, depth=0)
+
+
+def _normalise(view: Mapped, depth: int) -> Mapped:
+    view = view.then(_spell_tags(view.text))
     view = view.then(_fold_characters(view.text))
     for _ in range(MAX_ROUNDS):
         before = view.text
         view = view.then(_decode_base64(view.text, depth))
-        view = _join_spaced_letters(view)
+        view = join_spaced_letters(view)
         view = view.then(_fold_lookalikes(view.text))
         if view.text == before:
             break
@@ -205,7 +210,7 @@ def _decode_base64(text: str, depth: int) -> list[Edit]:
             continue  # a redaction placeholder (<CREDIT_CARD_1>) stays what it is
         decoded = decode_base64_text(match.group())
         if decoded is not None:
-            inner = _normalise(decoded, depth + 1).text.strip()
+            inner = _normalise(Mapped(decoded, decoded), depth + 1).text.strip()
             if inner:
                 edits.append((match.start(), match.end(), f" {inner} "))
     return edits
@@ -233,7 +238,7 @@ def decode_base64_text(token: str) -> str | None:
 # --- step 3: spaced letters ------------------------------------------------------------------------------------
 
 
-def _join_spaced_letters(view: Mapped) -> Mapped:
+def join_spaced_letters(view: Mapped) -> Mapped:
     """Join runs until none is left (each pass joins at least the shortest gaps of every run)."""
     while True:
         edits = _spaced_letter_edits(view.text)

@@ -6,9 +6,10 @@ A check kind says what it reads (``CheckKind.reads``):
   same role are read as one view (joined by a line break), so a phrase split across two user messages, or across
   two text parts of one message, is still one phrase.
 - ``original``: each text exactly as sent (a check looking for the disguises themselves).
-- ``both``: the originals and the views (rule checks: a pattern written for the original text -- a newline, a
-  non-ASCII literal, an anchor -- keeps matching what it matched before, and disguised text is caught too). A
-  view identical to its original is read once.
+- ``both``: the originals, the views, and the views with leetspeak spelled out (rule checks: a pattern written
+  for the original text -- a newline, a non-ASCII literal, an anchor -- keeps matching what it matched before,
+  and disguised text is caught too; :mod:`~shieldkit.guardrails.pipeline.leet`). A view identical to what is
+  already read is read once.
 
 Every finding is mapped back to the original texts, so redaction replaces what the model would have seen,
 including the invisible characters and look-alike letters inside a match.
@@ -21,6 +22,7 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from shieldkit.guardrails.checks.base import Reads
+from shieldkit.guardrails.pipeline.leet import leet_view
 from shieldkit.guardrails.pipeline.normalise import normalise
 from shieldkit.guardrails.pipeline.textmap import Mapped
 
@@ -82,6 +84,16 @@ class Reading:
             units[group] = Unit(view.text, group, tuple(bases), tuple(len(self.texts[i]) for i in group), view)
         return units
 
+    @cached_property
+    def leet_views(self) -> dict[tuple[int, ...], Unit]:
+        """The views with leetspeak spelled out, where that changed them."""
+        units = {}
+        for group, unit in self.views.items():
+            view = leet_view(unit.view.source)
+            if view.text != unit.text:
+                units[group] = Unit(view.text, unit.messages, unit.bases, unit.lengths, view)
+        return units
+
     def units(self, reads: Reads, roles: Sequence[str] = ()) -> list[Unit]:
         """What a check reading ``reads``, limited to ``roles`` (empty: every message), scans."""
         groups = [g for g in self.groups if not roles or self.roles is None or self.roles[g[0]] in roles]
@@ -91,4 +103,5 @@ class Reading:
         views = [self.views[g] for g in groups]
         if reads == "normalised":
             return views
-        return originals + [view for g, view in zip(groups, views) if len(g) > 1 or view.text != self.texts[g[0]]]
+        distinct = [view for g, view in zip(groups, views) if len(g) > 1 or view.text != self.texts[g[0]]]
+        return originals + distinct + [self.leet_views[g] for g in groups if g in self.leet_views]
