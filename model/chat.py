@@ -100,24 +100,44 @@ def chat_segments(messages: Sequence[Mapping[str, Any]], *, add_generation_promp
     ``<end_of_turn>`` cannot forge a turn boundary: only the pieces marked as control become control tokens.
     """
     if chat_format == "transcript":
-        return [(_transcript(messages, add_generation_prompt), False)]
+        return [(_transcript(messages, add_generation_prompt)[0], False)]
     if chat_format != "turns":
         raise ConfigError(f"chat_format must be turns or transcript, got {chat_format!r}")
     return _segments(_turns(messages), add_generation_prompt)
 
 
-def _transcript(messages: Sequence[Mapping[str, Any]], add_generation_prompt: bool) -> str:
+def content_spans(messages: Sequence[Mapping[str, Any]], *, add_generation_prompt: bool = True,
+                  chat_format: ChatFormat = "turns") -> list[tuple[int, int]]:
+    """Character ranges of the messages' own text in ``render_chat``'s output (the rest is template: turn markers
+    and role names, or the transcript's instruction, examples and labels), in the order they appear."""
+    if chat_format == "transcript":
+        return _transcript(messages, add_generation_prompt)[1]
+    ranges, offset = [], 0
+    for piece, control in chat_segments(messages, add_generation_prompt=add_generation_prompt, chat_format=chat_format):
+        role, newline, content = piece.partition("\n")
+        if not control and newline and content:
+            ranges.append((offset + len(role) + 1, offset + len(piece)))
+        offset += len(piece)
+    return ranges
+
+
+def _transcript(messages: Sequence[Mapping[str, Any]], add_generation_prompt: bool) -> tuple[str, list[tuple[int, int]]]:
     """Instruction, system paragraphs, the example exchanges, then the conversation; a blank line after each
-    Assistant line."""
+    Assistant line. Also the ranges of the system paragraphs and conversation lines' message text."""
     validated = _validated(messages)
     system = [_escape_labels(content) for role, content in validated if role == "system" and content.strip()]
-    paragraphs = [TRANSCRIPT_INSTRUCTION, *system]
     examples = [turn for question, answer in TRANSCRIPT_EXAMPLES for turn in (("user", question), ("model", answer))]
     conversation = [(ROLE_NAMES[role], _escape_labels(c)) for role, c in validated if role != "system"]
-    text = "\n\n".join(paragraphs) + "\n\n"
-    for role, content in examples + conversation:
-        text += f"{TRANSCRIPT_LABELS[role]}: {content}\n" + ("\n" if role == "model" else "")
-    return text + "Assistant:" if add_generation_prompt else text
+    text, spans = TRANSCRIPT_INSTRUCTION + "\n\n", []
+    for paragraph in system:
+        spans.append((len(text), len(text) + len(paragraph)))
+        text += paragraph + "\n\n"
+    for index, (role, content) in enumerate(examples + conversation):
+        label = f"{TRANSCRIPT_LABELS[role]}: "
+        if index >= len(examples) and content:
+            spans.append((len(text) + len(label), len(text) + len(label) + len(content)))
+        text += f"{label}{content}\n" + ("\n" if role == "model" else "")
+    return (text + "Assistant:" if add_generation_prompt else text), spans
 
 
 def _escape_labels(content: str) -> str:

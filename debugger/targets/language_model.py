@@ -106,21 +106,10 @@ def prompt_document(runtime: GemmaRuntime, prompt: Prompt, extra: Sequence[tuple
     document = build_document(runtime.tokenizer, [(ids.tolist(), text), *extra])
     if isinstance(prompt, (str, torch.Tensor)):
         return document
+    from shieldkit.model.chat import content_spans
+
     tail = [(len(text), len(document.text))] if extra else []
-    return mark_template(document, [*chat_content(prompt), *tail])
-
-
-def chat_content(messages: Sequence[Mapping[str, Any]]) -> list[tuple[int, int]]:
-    """Character ranges of the messages' own text in the rendered chat (what is not Gemma's turn template)."""
-    from shieldkit.model.chat import chat_segments
-
-    ranges, offset = [], 0
-    for piece, control in chat_segments(messages):
-        role, newline, content = piece.partition("\n")
-        if not control and newline and content:
-            ranges.append((offset + len(role) + 1, offset + len(piece)))
-        offset += len(piece)
-    return ranges
+    return mark_template(document, [*content_spans(prompt, chat_format=runtime.info.chat_format), *tail])
 
 
 def quote(text: str, limit: int = 60) -> str:

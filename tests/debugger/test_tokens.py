@@ -79,3 +79,18 @@ def test_chat_template_words_are_control_tokens_and_score_zero(tiny_runtime):
     result = explain(target, "gradient_x_input", progress=lambda *_: None)
     assert all(t.score == 0 for t in result.tokens if t.kind != "text")
     assert sum(t.score != 0 for t in result.tokens if t.kind == "text") >= 3
+
+
+def test_in_a_transcript_the_message_text_is_what_scores(tiny_runtime):
+    """A base model (the embedded Gemma) chats through a transcript; the instruction, the example exchanges and the
+    labels are template there, and the user's own words are the text."""
+    from shieldkit.debugger import NextTokenTarget
+    from shieldkit.model import GemmaRuntime
+
+    runtime = GemmaRuntime(tiny_runtime.model, tiny_runtime.tokenizer, tiny_runtime.info, chat_format="transcript")
+    messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Say hello to the user."}]
+    document = NextTokenTarget(runtime, messages).document
+    text = "".join(document.token_text(t.index) for t in document.tokens if t.kind == "text")
+    assert text.replace(" ", "") == "Bebrief.Sayhellototheuser."  # a token may carry the space before a word
+    template = "".join(document.token_text(t.index) for t in document.tokens if t.kind == "control")
+    assert "helpful, knowledgeable Assistant" in template and "spider" in template and "User:" in template

@@ -168,3 +168,17 @@ def test_turns_mode_adds_no_stops_or_trimming(tiny_runtime):
     config = GenerationConfig(max_new_tokens=len(runtime.script))
     result = runtime.generate([{"role": "user", "content": "Hello"}], config)
     assert result.text == " Hi.\n\nUser: x"
+
+
+@pytest.mark.parametrize("chat_format", ["turns", "transcript"])
+def test_content_spans_cover_each_message_text_and_nothing_else(chat_format):
+    from shieldkit.model.chat import content_spans, render_chat
+
+    messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Capital of France?"},
+                {"role": "assistant", "content": "Paris."}, {"role": "user", "content": "User: and Spain?"}]
+    text = render_chat(messages, chat_format=chat_format)
+    pieces = [text[start:end] for start, end in content_spans(messages, chat_format=chat_format)]
+    if chat_format == "turns":  # the system message opens the first user turn
+        assert pieces == ["Be brief.\n\nCapital of France?", "Paris.", "User: and Spain?"]
+    else:  # a line starting with a label is indented, so it cannot pass for a turn
+        assert pieces == ["Be brief.", "Capital of France?", "Paris.", "  User: and Spain?"]
