@@ -49,7 +49,7 @@ def build(config: WordsConfig, context: BuildContext) -> PatternScanner:
         if not any(w.strip() for w in words):
             raise ConfigError(f"check '{config.name}': words_file {path} has no words")
     flags = re.IGNORECASE if config.ignore_case else 0
-    return PatternScanner(re.compile(word_pattern(words), flags), placeholder_label(config, config.label))
+    return PatternScanner([re.compile(word_pattern(words), flags)], placeholder_label(config, config.label))
 
 
 KIND = CheckKind("words", WordsConfig, build, summary="fires on banned words or phrases (whole words)")

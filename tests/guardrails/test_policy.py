@@ -119,6 +119,12 @@ def test_the_default_policy_loads_with_its_checks_in_order():
              input:
                - {name: w, kind: regex, patterns: ['a*']}
          """, 5, "matches empty text"),
+        ("""
+         policies:
+           default:
+             input:
+               - {name: w, kind: regex, patterns: ['x', '(?=.*password)']}
+         """, 5, "can only match empty text"),
     ],
 )
 def test_policy_errors_name_the_line(text, line, fragment):
@@ -195,3 +201,19 @@ def test_classifiers_read_surrogate_values_instead_of_placeholders():
         "Reply to sam@example.com about 4000 0000 0000 0002, not sam@example.com.")
     assert natural("key <SECRET_1> and <ACCOUNT_ID_2>; <email_1> and <EMAIL> stay") == (
         "key secret and account id; <email_1> and <EMAIL> stay")
+
+
+@pytest.mark.anyio
+async def test_each_regex_pattern_keeps_its_own_groups_and_flags(tmp_path):
+    """Patterns are matched one by one: joined into one alternation, the second pattern's \\1 would point into the
+    first's group, and an inline (?i) would stop the policy from building."""
+    policy = parse("""
+        policies:
+          default:
+            input:
+              - {name: r, kind: regex, ignore_case: false, patterns: ['(token)=\\w+', '(\\w)\\1{7}', '(?i)secret']}
+        """)
+    guard = build_guards(policy, BuildContext(tmp_path))["default"]["input"]
+    for text, fired in [("aaaaaaaa", True), ("token=abc", True), ("SeCrEt", True), ("abcdefgh", False)]:
+        verdict = await guard.run([text], Vault())
+        assert (verdict.blocked_by is not None) == fired, text
