@@ -54,9 +54,9 @@ class ProxySettings(BaseSettings):
     # Most texts one request puts into a batch while others wait (round-robin): 1 is the fairest (a single check
     # waits for one text of a big request, not a batch of them); more lets a big request alone finish in fewer passes.
     batch_texts_per_request: int = Field(1, ge=1)
-    # Admission control: texts waiting for the classifiers before new requests get 429 with Retry-After ...
+    # Admission control: texts a new request would wait for (round-robin) before it gets 429 with Retry-After ...
     classifier_queue_texts: int = Field(128, ge=1)
-    # ... or seconds of work waiting (texts waiting times the measured time per text). None: a third of check_timeout
+    # ... or seconds of that work (those texts times the measured time per text). None: a third of check_timeout
     classifier_queue_wait: float | None = Field(None, gt=0)
     classifier_cache_size: int = Field(4096, ge=0)  # texts whose classifier scores are kept (LRU); 0 turns the cache off
     check_timeout: float = Field(30.0, gt=0)  # seconds before a check counts as failed (its on_error applies)

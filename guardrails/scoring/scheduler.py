@@ -8,11 +8,14 @@ queued behind a 16-text moderation call is in the very next batch, which is smal
 waits for at most one text of another job's in the batch being scored, and one more in its own. Under many jobs,
 batches fill up to ``max_batch``. Batches run one at a time (``run_batch`` hands them to a worker thread).
 
-The queue is bounded: a new job is refused with :class:`Overloaded` (the proxy answers 429 with ``Retry-After``)
-when the texts waiting would pass ``max_queued``, or when the estimated wait (texts waiting times the measured time
-per text) would pass ``max_wait`` seconds, so load turns into quick 429s instead of check timeouts. A job alone in
-an empty queue is always admitted, however big, and texts another job already waits for cost no room (the seven
-classifier checks of one request ask for the same texts). ``admitted`` jobs (output checks of requests that were
+The queue is bounded by what a new job would wait for: the texts scored before its last one, in round-robin
+order (its own texts, and from each waiting job as many as that job gets in the rounds the new one needs). A job
+is refused with :class:`Overloaded` (the proxy answers 429 with ``Retry-After``) when those would pass
+``max_queued``, or their estimated time (times the measured time per text) would pass ``max_wait`` seconds, so load
+turns into quick 429s instead of check timeouts. A single check behind one 256-text moderation call waits for
+about one of its texts, so it is let in; behind 128 other single checks it is not. A job alone in an empty queue
+is always admitted, however big, and texts another job already waits for cost no room (the seven classifier
+checks of one request ask for the same texts). ``admitted`` jobs (output checks of requests that were
 let in) may use twice the bound, so an answer already generated is rarely lost to a full queue.
 
 The batch runner may fail a batch with ``Overloaded`` or ``CheckUnavailable`` (the scorer service answering 429,
@@ -106,7 +109,7 @@ class FairScheduler:
         distinct = list(dict.fromkeys(texts))
         if not distinct:
             return []
-        self._admit(sum(text not in self._wanted for text in distinct), admitted)
+        self._admit(sum(text not in self._wanted for text in distinct), admitted)  # raises Overloaded
         loop = asyncio.get_running_loop()
         job = _Job(distinct, loop.create_future(), admitted)
         job.future.add_done_callback(lambda future: self._forget(job) if future.cancelled() else None)
@@ -119,16 +122,19 @@ class FairScheduler:
         return [rows[text] for text in texts]
 
     def _admit(self, new: int, admitted: bool) -> None:
-        queued = len(self._wanted)
-        if queued == 0 or new == 0:
+        if not self._wanted or new == 0:
             return
+        rounds = math.ceil(new / self.per_job)  # turns the new job needs; each waiting job gets as many
+        ahead = sum(min(len(job.texts) - len(job.taken), rounds * self.per_job) for job in self._ring)
         scale = 2 if admitted else 1
-        if queued + new <= self.max_queued * scale and (queued + new) * self.seconds_per_text <= self.max_wait_s * scale:
+        wait = (ahead + new) * self.seconds_per_text
+        if ahead + new <= self.max_queued * scale and wait <= self.max_wait_s * scale:
             return
         self.stats.refused += 1
-        drain = max(queued * self.seconds_per_text, 1.0)
-        raise Overloaded(f"the classifier queue is full ({queued} texts waiting, about {drain:.0f} s of work); "
-                         "retry later", retry_after=math.ceil(drain))
+        drain = max(wait, 1.0)
+        raise Overloaded(f"the classifier queue is full ({ahead} texts would be scored before these {new}, about "
+                         f"{drain:.0f} s of work; {len(self._wanted)} texts waiting); retry later",
+                         retry_after=math.ceil(drain))
 
     def take_batch(self) -> dict[str, list[_Job]]:
         """The next batch, {text: the jobs waiting for it}: one text per job in turn, round-robin over the ring."""

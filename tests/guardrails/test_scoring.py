@@ -108,23 +108,40 @@ async def test_a_full_queue_refuses_new_work_with_a_retry_time():
     worker = Worker()
     scheduler = FairScheduler(worker, window_s=0, max_batch=2, max_queued=4)
     first = await worker.busy(scheduler)
-    big = asyncio.create_task(scheduler.submit([f"t{i}" for i in range(6)]))  # alone in the queue: admitted
+    singles = [asyncio.create_task(scheduler.submit([f"s{i}"])) for i in range(4)]
     await settle()
-    with pytest.raises(Overloaded) as refused:
+    with pytest.raises(Overloaded) as refused:  # four single checks ahead of it: one more is past the bound
         await scheduler.submit(["one more"])
-    assert refused.value.retry_after >= 1 and "6 texts waiting" in str(refused.value)
-    repeat = asyncio.create_task(scheduler.submit(["t1", "t2"]))  # texts already waiting cost no room
+    assert refused.value.retry_after >= 1 and "4 texts would be scored before these 1" in str(refused.value)
+    repeat = asyncio.create_task(scheduler.submit(["s1", "s2"]))  # texts already waiting cost no room
     await settle()
-    assert scheduler.queued == 6 and scheduler.stats.refused == 1
+    assert scheduler.queued == 4 and scheduler.stats.refused == 1
     worker.release.set()
-    await asyncio.gather(first, big, repeat)
+    await asyncio.gather(first, *singles, repeat)
+
+
+async def test_a_big_job_does_not_shut_out_single_checks():
+    """A job past the whole bound is admitted alone; a single check behind it is in the next batch, so it is let
+    in, while a second big job, which would wait for all of the first, is refused."""
+    worker = Worker()
+    scheduler = FairScheduler(worker, window_s=0, max_batch=2, max_queued=4)
+    first = await worker.busy(scheduler)
+    big = asyncio.create_task(scheduler.submit([f"t{i}" for i in range(10)]))  # alone in the queue: admitted
+    await settle()
+    single = asyncio.create_task(scheduler.submit(["hello there"]))
+    await settle()
+    with pytest.raises(Overloaded):
+        await scheduler.submit([f"u{i}" for i in range(10)])
+    worker.release.set()
+    await asyncio.gather(first, big, single)
+    assert "hello there" in worker.batches[1] and scheduler.stats.refused == 1
 
 
 async def test_admitted_work_gets_twice_the_room():
     worker = Worker()
     scheduler = FairScheduler(worker, window_s=0, max_batch=2, max_queued=2)
     first = await worker.busy(scheduler)
-    waiting = asyncio.create_task(scheduler.submit(["a", "b"]))
+    waiting = [asyncio.create_task(scheduler.submit([text])) for text in ("a", "b")]
     await settle()
     with pytest.raises(Overloaded):
         await scheduler.submit(["c"])
@@ -132,7 +149,7 @@ async def test_admitted_work_gets_twice_the_room():
     await settle()
     worker.release.set()
     assert len(await output) == 2
-    await asyncio.gather(first, waiting)
+    await asyncio.gather(first, *waiting)
 
 
 async def test_a_caller_that_goes_away_frees_its_room():
