@@ -25,7 +25,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from shieldkit.errors import ModelSourceError
+from shieldkit.errors import ConfigError, ModelSourceError
 from shieldkit.model.source import ModelSource, assemble_embedded
 
 log = logging.getLogger("shieldkit.model")
@@ -127,29 +127,38 @@ def _ensure_part(
     problem = verify_part(part, source)
     if problem is None:
         return PartStatus(part, "hit")
-    part.parent.mkdir(parents=True, exist_ok=True)
-    with _locked(part.parent / f".{part.name}.lock"):
-        problem = verify_part(part, source)  # another process may have finished it while we waited
-        if problem is None:
-            return PartStatus(part, "hit")
-        existed = part.exists()
-        if existed:
-            log.warning("cache %s is unusable (%s); rebuilding it", part, problem)
-            shutil.rmtree(part)
-        partial = part.with_name(f"{part.name}.partial-{os.getpid()}")
-        shutil.rmtree(partial, ignore_errors=True)
-        try:
-            build(partial)
-            progress("checksumming the cache")
-            _write_manifest(partial, source)
-            os.rename(partial, part)
-        finally:
-            shutil.rmtree(partial, ignore_errors=True)
+    try:
+        part.parent.mkdir(parents=True, exist_ok=True)
+        with _locked(part.parent / f".{part.name}.lock"):
+            problem = verify_part(part, source)  # another process may have finished it while we waited
+            if problem is None:
+                return PartStatus(part, "hit")
+            existed = part.exists()
+            if existed:
+                log.warning("cache %s is unusable (%s); rebuilding it", part, problem)
+                shutil.rmtree(part)
+            # A partial folder exists only while its builder holds this lock: any left now is from a build that
+            # was killed (out of memory, SIGKILL), and would fill the disk build after build.
+            for stale in part.parent.glob(f"{part.name}.partial-*"):
+                shutil.rmtree(stale, ignore_errors=True)
+            partial = part.with_name(f"{part.name}.partial-{os.getpid()}")
+            try:
+                build(partial)
+                progress("checksumming the cache")
+                _write_manifest(partial, source)
+                os.rename(partial, part)
+            finally:
+                shutil.rmtree(partial, ignore_errors=True)
+    except OSError as exc:
+        where = f" ({exc.filename})" if exc.filename else ""
+        raise ConfigError(f"cannot build the model cache at {part.parent}: {exc.strerror or exc}{where}; free some "
+                          "space or set SHIELDKIT_CACHE_DIR to a writable folder") from None
     return PartStatus(part, f"rebuilt ({problem})" if existed else "built")
 
 
-def verify_part(part: Path, source: ModelSource) -> str | None:
-    """None if the part is complete and intact, else why not."""
+def verify_part(part: Path, source: ModelSource, *, checksums: bool = True) -> str | None:
+    """None if the part is complete and intact, else why not (``checksums=False``: sizes only, no reading of the
+    files, for a quick look such as how many stages a progress bar will have)."""
     manifest_path = part / MANIFEST
     if not part.is_dir():
         return "missing"
@@ -168,7 +177,7 @@ def verify_part(part: Path, source: ModelSource) -> str | None:
             return f"{name} is missing"
         if path.stat().st_size != expected["size"]:
             return f"{name} has {path.stat().st_size} bytes, expected {expected['size']}"
-        if _crc32(path) != expected["crc32"]:
+        if checksums and _crc32(path) != expected["crc32"]:
             return f"{name} fails its checksum"
     return None
 

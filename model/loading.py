@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from shieldkit.errors import ConfigError, ModelSourceError
+from shieldkit.errors import ConfigError, ModelSourceError, ShieldkitError
 from shieldkit.model import cache as model_cache
 from shieldkit.model.source import ModelSource, resolve_source
 from shieldkit.model.settings import EMBEDDED
@@ -73,22 +73,24 @@ def _load_gguf(source: ModelSource, cache_dir: Path, *, use_cache: bool, progres
     entry = model_cache.cache_entry(cache_dir, source)
     stages = model_cache.TOKENIZER_STAGES * _needs_build(entry.tokenizer_dir, source)
     stages += model_cache.MODEL_STAGES * (use_cache and _needs_build(entry.model_dir, source))
-    with _StageBar(progress, f"first start: converting {source.name}", stages) as stage_bar:
+    with _StageBar(progress, f"first start: converting {source.name}", stages) as stage_bar, \
+            _unreadable(source.path or entry.root):
         tokenizer_part = model_cache.ensure_tokenizer(entry, stage_bar.advance)
         if use_cache:
             model_part = model_cache.ensure_model(entry, stage_bar.advance)
-    with _quiet_transformers():
+    with _quiet_transformers(), _unreadable(source.path or entry.root):
         tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_part.path))
         if use_cache:
             model = AutoModelForCausalLM.from_pretrained(str(model_part.path), dtype=torch.float32)
             return LoadedWeights(model, tokenizer, model_part.path, model_part.event)
-    with model_cache.source_gguf(entry, lambda stage: None) as gguf:
+    with model_cache.source_gguf(entry, lambda stage: None) as gguf, _unreadable(gguf):
         model = AutoModelForCausalLM.from_pretrained(str(gguf.parent), gguf_file=gguf.name, dtype=torch.float32)
     return LoadedWeights(model, tokenizer, None, "none")
 
 
 def _needs_build(part: Path, source: ModelSource) -> bool:
-    return model_cache.verify_part(part, source) is not None
+    """For the progress bar's stages only: sizes, not checksums (``ensure_*`` checks the part once, in full)."""
+    return model_cache.verify_part(part, source, checksums=False) is not None
 
 
 @contextlib.contextmanager
@@ -112,13 +114,30 @@ def _load_hf(source: ModelSource, cache_dir: Path, *, use_cache: bool, progress:
     with _quiet_transformers():
         try:
             tokenizer = AutoTokenizer.from_pretrained(str(folder))
-        except (OSError, ValueError) as exc:
+        except Exception as exc:  # noqa: BLE001 -- the tokenizers library raises plain Exception on a corrupt file
             raise ModelSourceError(f"{folder} has no usable tokenizer (tokenizer.json or tokenizer.model): {exc}") from None
-        if source.architecture == "gemma3":
-            model = _gemma3_text_model(folder)
-        else:
-            model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch.float32)
+        with _unreadable(folder):
+            if source.architecture == "gemma3":
+                model = _gemma3_text_model(folder)
+            else:
+                model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=torch.float32)
+    vocab = getattr(model.config, "vocab_size", None) or getattr(getattr(model.config, "text_config", None), "vocab_size", 0)
+    if len(tokenizer) < vocab // 2:  # transformers builds a 5-token stand-in when a folder has no tokenizer files
+        raise ModelSourceError(f"{folder}: the tokenizer has {len(tokenizer)} tokens for a model of {vocab}; the "
+                               "folder's tokenizer files (tokenizer.json or tokenizer.model) are missing or wrong")
     return LoadedWeights(model, tokenizer, None, "none")
+
+
+@contextlib.contextmanager
+def _unreadable(path: Path) -> Iterator[None]:
+    """A checkpoint transformers cannot read (truncated weights, a missing shard, a config that does not fit the
+    tensors, an unsupported GGUF) is a ModelSourceError naming it, not a traceback from inside transformers."""
+    try:
+        yield
+    except ShieldkitError:
+        raise
+    except Exception as exc:  # noqa: BLE001 -- transformers, safetensors and gguf raise many unrelated types
+        raise ModelSourceError(f"{path}: transformers could not load this checkpoint ({type(exc).__name__}: {exc})") from None
 
 
 def _gemma3_text_model(folder: Path):

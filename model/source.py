@@ -19,8 +19,10 @@ from shieldkit.model.settings import EMBEDDED, TINY
 
 # model_type values (config.json) and general.architecture values (GGUF) that are Gemma.
 GEMMA_MODEL_TYPES = ("gemma", "gemma2", "gemma3", "gemma3_text")
-GEMMA_GGUF_ARCHITECTURES = ("gemma", "gemma2", "gemma3")
-WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth")
+GEMMA_GGUF_ARCHITECTURES = ("gemma2", "gemma3")  # what transformers' GGUF reader converts (not Gemma 1's "gemma")
+WEIGHT_SUFFIXES = (".safetensors", ".bin")  # what from_pretrained loads
+NOT_WEIGHTS = frozenset({"training_args.bin"})  # a Trainer checkpoint's settings, not a model
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model")
 
 SourceKind = Literal["embedded", "gguf", "hf", "tiny"]
 
@@ -90,9 +92,12 @@ def _hf_folder_source(folder: Path) -> ModelSource:
             f"{config_path} says model_type {model_type!r}; shieldkit runs Gemma checkpoints "
             f"(model_type one of {', '.join(GEMMA_MODEL_TYPES)})"
         )
-    weights = sorted(p for p in folder.iterdir() if p.suffix in WEIGHT_SUFFIXES)
+    weights = sorted(p for p in folder.iterdir() if p.suffix in WEIGHT_SUFFIXES and p.name not in NOT_WEIGHTS)
     if not weights:
         raise ModelSourceError(f"{folder} has a Gemma config.json but no weight files (*.safetensors or *.bin)")
+    if not any((folder / name).is_file() for name in TOKENIZER_FILES):
+        raise ModelSourceError(f"{folder} has a Gemma config.json and weights but no tokenizer "
+                               f"({' or '.join(TOKENIZER_FILES)}); copy the tokenizer files of its base model there")
     return ModelSource("hf", f"{folder.name} ({model_type}, Hugging Face folder)", folder, model_type,
                        _folder_fingerprint(config_path, weights))
 
@@ -112,6 +117,9 @@ def _folder_fingerprint(config_path: Path, weights: list[Path]) -> str:
 
 def _gguf_file_source(path: Path) -> ModelSource:
     architecture = read_gguf_architecture(path)
+    if architecture == "gemma":
+        raise ModelSourceError(f"{path} is a Gemma 1 GGUF, which transformers cannot convert; use the model's "
+                               "Hugging Face folder (config.json, weights, tokenizer) instead")
     if architecture not in GEMMA_GGUF_ARCHITECTURES:
         raise ModelSourceError(
             f"{path} is a GGUF of architecture {architecture!r}; shieldkit runs Gemma "

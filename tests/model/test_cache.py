@@ -90,3 +90,29 @@ def test_concurrent_loads_build_once(tmp_path):
 def test_cache_is_keyed_by_the_source_fingerprint(tmp_path):
     entry = cache.cache_entry(tmp_path, SOURCE)
     assert entry.root == tmp_path / "models" / SOURCE.fingerprint[:16]
+
+
+def test_a_killed_build_leaves_no_partial_folder_for_good(tmp_path):
+    part = tmp_path / "model"
+    stale = tmp_path / "model.partial-999999"  # what a build killed mid-way (out of memory) leaves
+    stale.mkdir()
+    (stale / "weights.bin").write_bytes(b"x" * 1000)
+    _ensure(part, [])
+    assert not stale.exists() and cache.verify_part(part, SOURCE) is None
+
+
+def test_an_unwritable_cache_is_a_clear_error(tmp_path):
+    from shieldkit.errors import ConfigError
+
+    blocked = tmp_path / "file"
+    blocked.write_text("not a folder")
+    with pytest.raises(ConfigError, match="cannot build the model cache.*SHIELDKIT_CACHE_DIR"):
+        _ensure(blocked / "models" / "model", [])
+
+
+def test_a_quick_look_reads_sizes_not_checksums(tmp_path):
+    part = tmp_path / "model"
+    _ensure(part, [])
+    (part / "weights.bin").write_bytes(b"\0" * 16384)  # same size, other bytes
+    assert cache.verify_part(part, SOURCE, checksums=False) is None
+    assert "fails its checksum" in cache.verify_part(part, SOURCE)

@@ -26,6 +26,7 @@ def test_folder_fingerprint_changes_with_the_weights(tmp_path, tiny_runtime):
 
     folder = tmp_path / "g"
     build_tiny_model("gemma3_text", seed=1).save_pretrained(folder)
+    tiny_runtime.tokenizer.save_pretrained(folder)
     first = resolve_source(str(folder)).fingerprint
     build_tiny_model("gemma3_text", seed=2).save_pretrained(folder)
     assert resolve_source(str(folder)).fingerprint != first
@@ -81,3 +82,22 @@ def test_a_gguf_file_identical_to_the_embedded_one_shares_its_cache_key(tmp_path
     source = resolve_source(str(path))
     assert source.kind == "gguf" and source.architecture == "gemma3"
     assert source.fingerprint == resolve_source("embedded").fingerprint
+
+
+def test_a_folder_without_tokenizer_files_is_refused(tmp_path):
+    from shieldkit.errors import ModelSourceError
+
+    build_tiny_model("gemma3_text").save_pretrained(tmp_path)  # transformers would make a 5-token stand-in
+    with pytest.raises(ModelSourceError, match=r"no tokenizer \(tokenizer.json or tokenizer.model\)"):
+        GemmaRuntime.load(ModelSettings.create(model=str(tmp_path)), progress=False)
+
+
+def test_truncated_weights_are_an_error_naming_the_folder(tmp_path, tiny_runtime):
+    from shieldkit.errors import ModelSourceError
+
+    build_tiny_model("gemma3_text").save_pretrained(tmp_path)
+    tiny_runtime.tokenizer.save_pretrained(tmp_path)
+    weights = tmp_path / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[: weights.stat().st_size // 2])
+    with pytest.raises(ModelSourceError, match=f"{tmp_path}: transformers could not load this checkpoint"):
+        GemmaRuntime.load(ModelSettings.create(model=str(tmp_path)), progress=False)

@@ -69,6 +69,16 @@ def test_gemma_folder_without_weights_is_refused(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "gemma2"}))
     with pytest.raises(ModelSourceError, match="no weight files"):
         resolve_source(str(tmp_path))
+    (tmp_path / "training_args.bin").write_bytes(b"x")  # a Trainer checkpoint's settings are not weights
+    with pytest.raises(ModelSourceError, match="no weight files"):
+        resolve_source(str(tmp_path))
+
+
+def test_gemma_1_gguf_says_to_use_the_folder(tmp_path):
+    path = tmp_path / "g1.gguf"
+    _write_gguf(path, "gemma")
+    with pytest.raises(ModelSourceError, match="Gemma 1 GGUF, which transformers cannot convert"):
+        resolve_source(str(path))
 
 
 def test_file_that_is_not_gguf(tmp_path):
