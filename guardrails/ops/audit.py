@@ -61,7 +61,11 @@ class AuditEvent:
     def row(self) -> dict[str, Any]:
         return {"request_id": self.request_id, "time": self.time, "key_id": self.key_id, "policy": self.policy,
                 "endpoint": self.endpoint, "direction": self.direction, "decision": self.decision,
-                "blocked_by": self.blocked_by, "latency_ms": self.latency_ms, "text": self.text}
+                "blocked_by": self.blocked_by, "latency_ms": self.latency_ms,
+                "text": None if self.text is None else self.text.replace("\0", NUL_SHOWN)}
+
+
+NUL_SHOWN = "\u2400"  # ␀ stands for a NUL character in stored text (PostgreSQL text cannot hold NUL)
 
 
 class AuditLog:
@@ -195,18 +199,31 @@ class AuditLog:
                     break
             written = [e for e in batch if e is not None]
             try:
-                if written:
-                    with self._engine_now().begin() as db:
-                        self._write(db, written)
-            except SQLAlchemyError as exc:
-                self.failures += len(written)
-                log.error("could not write %d audit events to %s: %s", len(written), self.name, reason(exc),
-                          exc_info=exc)
+                self._write_batch(written)
             finally:
                 for _ in batch:
                     self._queue.task_done()
             if len(written) < len(batch):  # the None that close() sends: everything before it is written
                 return
+
+    def _write_batch(self, batch: list[AuditEvent]) -> None:
+        """One transaction for the batch; if it fails, one per event, so one bad event loses only itself."""
+        if not batch:
+            return
+        try:
+            with self._engine_now().begin() as db:
+                self._write(db, batch)
+            return
+        except SQLAlchemyError as exc:
+            if len(batch) == 1:
+                self.failures += 1
+                log.error("could not write an audit event of request %s to %s: %s", batch[0].request_id, self.name,
+                          reason(exc), exc_info=exc)
+                return
+            log.warning("could not write %d audit events to %s in one go (%s); writing them one by one", len(batch),
+                        self.name, reason(exc))
+        for event in batch:
+            self._write_batch([event])
 
     def _write(self, db: Connection, batch: Sequence[AuditEvent]) -> None:
         ids = db.execute(events.insert().returning(events.c.id, sort_by_parameter_order=True),

@@ -202,13 +202,16 @@ class FairScheduler:
         self.seconds_per_text = per_text if not self.stats.batches else 0.8 * self.seconds_per_text + 0.2 * per_text
         self.stats.batches += 1
         self.stats.texts += len(texts)
-        if self.on_batch is not None:
-            self.on_batch(len(texts))
         for text, row in zip(texts, rows):
             for job in batch[text]:
                 job.rows[text] = row
                 if not job.future.done() and len(job.rows) == len(job.texts):
                     job.future.set_result(job.rows)
+        if self.on_batch is not None:  # after the results: a failing observer must not leave the jobs waiting
+            try:
+                self.on_batch(len(texts))
+            except Exception:
+                log.exception("the batch observer failed (the batch's results were delivered)")
 
     def _fail(self, jobs: set[_Job], error: Exception) -> None:
         for job in jobs:

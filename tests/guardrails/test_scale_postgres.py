@@ -128,3 +128,37 @@ def test_a_sqlite_file_from_before_versioning_is_read_and_migrated(tmp_path):
     assert sqlite3.connect(path).execute("SELECT version FROM schema_version").fetchall() == [(LATEST,)]
     assert [(e["request_id"], [c["name"] for c in e["checks"]]) for e in query(path)] == [
         ("req_new", ["z", "y"]), ("req_old", ["c", "a", "b"])]
+
+
+def test_a_nul_in_kept_text_is_stored_and_loses_no_other_event(postgres_server):
+    """PostgreSQL text cannot hold NUL: such a message is stored with ␀ in its place, and the events batched
+    with it are written too."""
+    url = postgres_server.new_database()
+    log = AuditLog(url)
+    log.open()
+    for request_id, text in (("req_a", "before"), ("req_nul", "hi\x00there"), ("req_b", "after")):
+        log.record(AuditEvent(request_id=request_id, key_id=None, policy="default", endpoint="chat", direction="input",
+                              decision="allow", blocked_by=None, latency_ms=1.0, checks=[], text=text))
+    log.close()
+    texts = {e["request_id"]: e["text"] for e in query(url)}
+    assert texts == {"req_a": "before", "req_nul": "hi\u2400there", "req_b": "after"} and log.failures == 0
+
+
+def test_one_event_the_database_refuses_loses_only_itself(tmp_path, monkeypatch):
+    from sqlalchemy.exc import DataError
+
+    log = AuditLog(tmp_path / "audit.sqlite3")
+    write = log._write
+
+    def refuse_one(db, batch):
+        if any(e.request_id == "req_bad" for e in batch):
+            raise DataError("INSERT", {}, Exception("value refused"))
+        write(db, batch)
+
+    monkeypatch.setattr(log, "_write", refuse_one)
+    log.open()
+    for request_id in ("req_a", "req_bad", "req_b"):
+        log.record(event(request_id))
+    log.close()
+    assert sorted(e["request_id"] for e in query(tmp_path / "audit.sqlite3")) == ["req_a", "req_b"]
+    assert log.failures == 1

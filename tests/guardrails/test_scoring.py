@@ -287,3 +287,15 @@ def test_the_bank_identity_names_the_scoring_precision(tiny_runtime, tiny_bank):
     int8 = GemmaBank({name: HeadClassifier(safety, c.card, c.head) for name, c in tiny_bank.classifiers.items()})
     assert tiny_bank.safety.precision == "float32" and int8.safety.precision == "int8"
     assert bank_identity(int8) != bank_identity(tiny_bank)
+
+
+async def test_a_failing_batch_observer_does_not_leave_the_jobs_waiting():
+    def broken_metrics(size):
+        raise RuntimeError("metrics backend gone")
+
+    async def worker(texts):
+        return [{"head": 0.5} for _ in texts]
+
+    scheduler = FairScheduler(worker, window_s=0, on_batch=broken_metrics)
+    assert await asyncio.wait_for(scheduler.submit(["a", "b"]), 5) == [{"head": 0.5}, {"head": 0.5}]
+    assert await asyncio.wait_for(scheduler.submit(["c"]), 5) == [{"head": 0.5}]  # the drainer is still alive
