@@ -32,6 +32,11 @@ class CheckUnavailable(RuntimeError):
     """The check cannot run at all (known at start-up, so reported quietly per request)."""
 
 
+class ServiceDown(CheckUnavailable):
+    """The service that runs the checks cannot be reached (refused, timed out): every check waiting for it would
+    fail the same way, so they fail at once instead of one batch after another."""
+
+
 class Overloaded(Exception):
     """The check cannot be admitted now (its queue is full): the whole request is refused with 429 and
     ``Retry-After``, whatever the check's ``on_error`` (the engine lets it through, the app answers it)."""

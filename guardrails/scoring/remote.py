@@ -29,7 +29,7 @@ import httpx
 from pydantic import ValidationError
 
 from shieldkit.errors import ConfigError
-from shieldkit.guardrails.checks.base import CheckUnavailable, Overloaded
+from shieldkit.guardrails.checks.base import CheckUnavailable, Overloaded, ServiceDown
 from shieldkit.guardrails.scoring import bank as link
 from shieldkit.guardrails.scoring.protocol import Head, HeadScores
 from shieldkit.guardrails.scoring.scheduler import FairScheduler, Row
@@ -149,13 +149,13 @@ class RemoteScorer:
         try:
             response = await self._client.post("/v1/score", json=payload)
         except httpx.ConnectTimeout:
-            raise CheckUnavailable(f"the classifier scorer service at {self.url} did not accept a connection within "
+            raise ServiceDown(f"the classifier scorer service at {self.url} did not accept a connection within "
                                    f"{self.connect_timeout:g} s") from None
         except httpx.TimeoutException:
-            raise CheckUnavailable(f"the classifier scorer service at {self.url} did not answer within "
+            raise ServiceDown(f"the classifier scorer service at {self.url} did not answer within "
                                    f"{self.timeout:g} s") from None
         except httpx.TransportError as exc:
-            raise CheckUnavailable(f"the classifier scorer service at {self.url} is unreachable "
+            raise ServiceDown(f"the classifier scorer service at {self.url} is unreachable "
                                    f"({type(exc).__name__}: {exc})") from None
         if response.status_code == 429:
             raise Overloaded(f"the classifier scorer service is full: {_message(response)}",

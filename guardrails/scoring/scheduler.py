@@ -20,7 +20,9 @@ let in) may use twice the bound, so an answer already generated is rarely lost t
 
 The batch runner may fail a batch with ``Overloaded`` or ``CheckUnavailable`` (the scorer service answering 429,
 or unreachable): its jobs get that exception as it is, so a remote queue-full is still a 429 and an outage still a
-clean check error. With ``tell_admitted`` the runner is called as ``run_batch(texts, admitted)``, ``admitted``
+clean check error. When the service cannot be reached at all (``ServiceDown``: refused, timed out), every waiting
+job fails with it at once, and new jobs fail at once for ``down_s`` seconds, instead of each waiting its turn for
+a batch that times out too (with a 20 s read timeout, the tenth batch in line would have waited minutes). With ``tell_admitted`` the runner is called as ``run_batch(texts, admitted)``, ``admitted``
 saying whether any job in the batch was admitted (the scorer-service client forwards it, so the service gives
 those texts the same extra room).
 
@@ -37,7 +39,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from shieldkit.guardrails.checks.base import CheckUnavailable, Overloaded
+from shieldkit.guardrails.checks.base import CheckUnavailable, Overloaded, ServiceDown
 
 log = logging.getLogger("shieldkit.guardrails")
 Row = Mapping[str, float]  # one text's score under every head
@@ -78,7 +80,7 @@ class SchedulerStats:
 class FairScheduler:
     def __init__(self, run_batch: RunBatch, *, window_s: float = 0.003, max_batch: int = 8, per_job: int = 1,
                  max_queued: int = 128, max_wait_s: float = 10.0, on_batch: Callable[[int], None] | None = None,
-                 tell_admitted: bool = False) -> None:
+                 tell_admitted: bool = False, down_s: float = 1.0) -> None:
         if min(max_batch, per_job, max_queued) < 1:
             raise ValueError("max_batch, per_job and max_queued must be at least 1")
         self.run_batch = run_batch
@@ -89,6 +91,8 @@ class FairScheduler:
         self.max_queued = max_queued
         self.max_wait_s = max_wait_s
         self.on_batch = on_batch
+        self.down_s = down_s
+        self._down: tuple[float, ServiceDown] | None = None  # (until, why): the service was unreachable
         self.stats = SchedulerStats()
         self.seconds_per_text = 0.0  # moving average of measured batch time per text; 0 until measured
         self._ring: deque[_Job] = deque()  # jobs with texts not yet in a batch, in round-robin order
@@ -106,6 +110,11 @@ class FairScheduler:
         the job is not admitted. A text that another job is waiting for already costs no room."""
         if self._closed:
             raise CheckUnavailable("the classifier scorer is shut down")
+        if self._down is not None:
+            until, why = self._down
+            if time.monotonic() < until:
+                raise ServiceDown(f"{why} (not retried for {until - time.monotonic():.1f} s)")
+            self._down = None
         distinct = list(dict.fromkeys(texts))
         if not distinct:
             return []
@@ -190,7 +199,13 @@ class FairScheduler:
         except asyncio.CancelledError:  # shutdown
             self._fail(jobs, CheckUnavailable("the classifier scorer is shut down"))
             raise
-        except (Overloaded, CheckUnavailable) as exc:  # the scorer service's 429, or it cannot be reached: as they are
+        except ServiceDown as exc:  # nothing waiting can be scored either: fail it all now, and new jobs for down_s
+            log.warning("a batch of %d texts was not scored, nor the %d texts waiting: %s", len(texts),
+                        len(self._wanted), exc)
+            self._down = (time.monotonic() + self.down_s, exc)
+            self._fail(jobs | set(self._ring), exc)
+            return
+        except (Overloaded, CheckUnavailable) as exc:  # the scorer service's 429, or a bad answer: as they are
             log.warning("a batch of %d texts was not scored: %s", len(texts), exc)
             self._fail(jobs, exc)
             return

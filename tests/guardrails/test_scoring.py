@@ -299,3 +299,31 @@ async def test_a_failing_batch_observer_does_not_leave_the_jobs_waiting():
     scheduler = FairScheduler(worker, window_s=0, on_batch=broken_metrics)
     assert await asyncio.wait_for(scheduler.submit(["a", "b"]), 5) == [{"head": 0.5}, {"head": 0.5}]
     assert await asyncio.wait_for(scheduler.submit(["c"]), 5) == [{"head": 0.5}]  # the drainer is still alive
+
+
+async def test_an_unreachable_scorer_fails_every_waiting_check_at_once():
+    """One batch finds the service down: the checks queued behind it fail with it at once instead of each waiting
+    for a batch that would time out too; new checks fail at once for down_s, then are tried again."""
+    from shieldkit.guardrails.checks.base import ServiceDown
+
+    calls = []
+    gate = asyncio.Event()
+
+    async def down(texts):
+        calls.append(list(texts))
+        if len(calls) == 1:
+            await gate.wait()
+            raise ServiceDown("the classifier scorer service at http://10.0.0.9:8001 did not answer within 20 s")
+        return [{"head": 0.5} for _ in texts]
+
+    scheduler = FairScheduler(down, window_s=0, max_batch=1, down_s=0.05)
+    jobs = [asyncio.create_task(scheduler.submit([f"t{i}"])) for i in range(5)]
+    await settle()
+    gate.set()
+    results = await asyncio.gather(*jobs, return_exceptions=True)
+    assert all(isinstance(r, ServiceDown) for r in results) and len(calls) == 1
+    with pytest.raises(ServiceDown, match="not retried for"):
+        await scheduler.submit(["right after"])
+    assert len(calls) == 1
+    await asyncio.sleep(0.1)  # past down_s: tried again
+    assert await scheduler.submit(["later"]) == [{"head": 0.5}] and len(calls) == 2
