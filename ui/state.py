@@ -28,6 +28,10 @@ T = TypeVar("T")
 _MEMO = "shieldkit.memo"
 _JOBS = "shieldkit.jobs"
 MEMO_ENTRIES = 48  # results kept per session (oldest dropped first); keys name the classifier object by id()
+# Panels whose results are big keep fewer: attention maps hold L x H x T x T weights (about 90 MB for 500 tokens
+# of the 270M), and every edit of the Continuation text prefetches a new set.
+PANEL_ENTRIES = {"attention": 2}
+_PANELS = "shieldkit.memo.panels"
 POLL_SECONDS = 0.1  # how often a waiting run refreshes its progress bar (and notices a newer edit)
 
 
@@ -76,12 +80,21 @@ def _cache() -> OrderedDict:
     return st.session_state.setdefault(_MEMO, OrderedDict())
 
 
-def _remember(token: str, value: Any) -> None:
+def _remember(token: str, value: Any, panel: str | None = None) -> None:
     cache = _cache()
+    panels: dict[str, str] = st.session_state.setdefault(_PANELS, {})
     cache[token] = value
     cache.move_to_end(token)
+    if panel is not None:
+        panels[token] = panel
+    if panel in PANEL_ENTRIES:
+        same = [t for t in cache if panels.get(t) == panel]  # oldest first
+        for old in same[:-PANEL_ENTRIES[panel]]:
+            del cache[old]
     while len(cache) > MEMO_ENTRIES:
         cache.popitem(last=False)
+    for gone in [t for t in panels if t not in cache]:
+        del panels[gone]
 
 
 def memo(key: Any, compute: Callable[[], T]) -> T:
@@ -134,15 +147,15 @@ class Jobs:
         """The result of a finished job (its error raised), forgotten here."""
         return self._jobs.pop(token).future.result()
 
-    def harvest(self) -> list[tuple[str, Any]]:
-        """(token, result) of the jobs that finished while nobody waited; cancelled and failed ones are dropped
-        (the next run that asks recomputes and shows the error)."""
+    def harvest(self) -> list[tuple[str, str, Any]]:
+        """(token, panel, result) of the jobs that finished while nobody waited; cancelled and failed ones are
+        dropped (the next run that asks recomputes and shows the error)."""
         finished = []
         for token, job in list(self._jobs.items()):
             if job.future.done():
                 del self._jobs[token]
                 if not job.future.cancelled() and job.future.exception() is None:
-                    finished.append((token, job.future.result()))
+                    finished.append((token, job.panel, job.future.result()))
         return finished
 
 
@@ -151,8 +164,8 @@ def _jobs() -> Jobs:
 
 
 def _collect() -> None:
-    for token, value in _jobs().harvest():
-        _remember(token, value)
+    for token, panel, value in _jobs().harvest():
+        _remember(token, value, panel)
 
 
 def prefetch(key: Any, compute: Callable[[Callable[[int, int], None]], Any], *, panel: str) -> None:
@@ -183,5 +196,5 @@ def computed(key: Any, compute: Callable[[Callable[[int, int], None]], T], *, pa
         wait([job.future], timeout=POLL_SECONDS)
     bar.empty()
     value = jobs.finish(token)
-    _remember(token, value)
+    _remember(token, value, panel)
     return value

@@ -20,7 +20,7 @@ import torch
 
 from shieldkit.debugger.base import Attribution, Progress, Target
 from shieldkit.debugger.baselines import check_baseline, input_and_baseline
-from shieldkit.debugger.methods.shared import check_positive_int, chunks, finite_or_error, masked
+from shieldkit.debugger.methods.shared import batch_for, check_positive_int, chunks, finite_or_error, masked
 from shieldkit.errors import ConfigError
 
 
@@ -93,7 +93,7 @@ class IntegratedGradients:
         alphas, weights = path_nodes(config)
         delta = inputs - base  # [T, D]
         path_gradient = torch.zeros_like(inputs)  # Σ_k w_k ∂f/∂x at point k, [T, D]
-        for done, part in enumerate(chunks(len(alphas), config.batch_size), start=1):
+        for done, part in enumerate(chunks(len(alphas), batch_for(config.batch_size, len(inputs))), start=1):
             alpha = torch.tensor(alphas[part], dtype=torch.float32)[:, None, None]  # [b, 1, 1]
             _, gradients = target.scores_and_gradients(base[None] + alpha * delta[None])  # [b, T, D]
             w = torch.tensor(weights[part], dtype=torch.float32)[:, None, None]

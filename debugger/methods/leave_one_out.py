@@ -15,7 +15,7 @@ import torch
 
 from shieldkit.debugger.base import Attribution, PrefixScorer, Progress, Target
 from shieldkit.debugger.baselines import check_baseline, input_and_baseline
-from shieldkit.debugger.methods.shared import check_positive_int, chunks, finite_or_error
+from shieldkit.debugger.methods.shared import batch_for, check_positive_int, chunks, finite_or_error
 
 
 @dataclass(frozen=True)
@@ -44,7 +44,7 @@ class LeaveOneOut:
         positions = mask.nonzero().flatten().tolist()
         value = float(target.scores(inputs[None])[0])
         scores = torch.zeros(len(inputs))
-        for part in chunks(len(positions), self.config.batch_size):
+        for part in chunks(len(positions), batch_for(self.config.batch_size, len(inputs))):
             chosen = positions[part]
             batch = inputs[None].repeat(len(chosen), 1, 1)  # [b, T, D]
             rows = torch.arange(len(chosen))

@@ -195,3 +195,11 @@ def test_leave_one_out_prefix_cache_matches_full_passes(tiny_runtime):
 
     plain = explain(Plain(target), "leave_one_out", batch_size=5, **QUIET)
     torch.testing.assert_close(torch.tensor(cached.scores), torch.tensor(plain.scores), atol=1e-4, rtol=1e-4)
+
+
+def test_long_inputs_get_smaller_batches_not_an_out_of_memory():
+    from shieldkit.debugger.methods.shared import TOKENS_PER_PASS, batch_for
+
+    assert batch_for(8, 60) == 8  # short prompts: the configured batch
+    assert batch_for(8, 2000) == 2 and batch_for(8, TOKENS_PER_PASS * 2) == 1
+    assert all(batch_for(8, tokens) * tokens <= max(TOKENS_PER_PASS, tokens) for tokens in range(1, 10_000, 37))

@@ -21,7 +21,7 @@ def test_a_job_nobody_waits_for_any_more_lands_in_the_harvest(executor):
     assert jobs.harvest() == []  # still running: the run that started it was interrupted by an edit
     release.set()
     jobs.get("a").future.result(timeout=10)
-    assert jobs.harvest() == [("a", "result a")] and jobs.get("a") is None
+    assert jobs.harvest() == [("a", "panel", "result a")] and jobs.get("a") is None
 
 
 def test_newer_requests_cancel_the_panels_queued_ones_only(executor):
@@ -34,7 +34,7 @@ def test_newer_requests_cancel_the_panels_queued_ones_only(executor):
     assert not running.future.cancelled() and not other.future.cancelled()  # started, or another panel's
     release.set()
     assert newest.future.result(timeout=10) == "c" and jobs.finish("c") == "c"
-    assert sorted(jobs.harvest()) == [("a", "a"), ("x", "x")]
+    assert sorted(jobs.harvest()) == [("a", "panel", "a"), ("x", "other panel", "x")]
 
 
 def test_errors_reach_the_run_that_waits(executor):
@@ -59,3 +59,17 @@ def test_a_request_someone_waits_for_drops_the_queued_prefetches(executor):
     assert jobs.get("maps") is None and jobs.get("lens") is None
     release.set()
     assert wanted.future.result(timeout=10) == "heatmap"
+
+
+def test_big_results_keep_fewer_entries(monkeypatch):
+    """Every edit of the Continuation text prefetches new attention maps (hundreds of MB for long texts): only the
+    newest two stay, while other panels' results keep the whole memo."""
+    from shieldkit.ui import state
+
+    monkeypatch.setattr(state.st, "session_state", {})
+    for index in range(5):
+        state._remember(f"maps {index}", f"maps {index}", "attention")
+        state._remember(f"heatmap {index}", f"heatmap {index}", "continuation")
+    assert list(state._cache()) == ["heatmap 0", "heatmap 1", "heatmap 2", "maps 3", "heatmap 3", "maps 4",
+                                    "heatmap 4"]
+    assert set(state.st.session_state[state._PANELS]) == set(state._cache())
