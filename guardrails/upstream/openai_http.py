@@ -23,6 +23,9 @@ from shieldkit.guardrails.upstream.base import UpstreamError, UpstreamReply, Ups
 
 log = logging.getLogger("shieldkit.guardrails")
 _SURROGATE = re.compile("[\ud800-\udfff]")
+MAX_REPLY_BYTES = 16 << 20  # a non-streamed answer's body: far past any chat answer; more is a broken upstream
+MAX_EVENT_BYTES = 1 << 20  # one server-sent event line
+MAX_ERROR_BYTES = 2000  # of an error body, kept for the debug log
 WITHHELD = "its error text is not passed on (it was not checked)"
 _FORWARDED = ("max_tokens", "temperature", "top_p", "seed", "presence_penalty", "frequency_penalty", "user")
 
@@ -55,7 +58,7 @@ class OpenAIUpstream:
         return payload
 
     async def models(self) -> list[str]:
-        response = await self._send(self._client.build_request("GET", "/models"))
+        response = await self._send(self._client.build_request("GET", "/models"), stream=True)
         body = await self._json(response)
         try:
             return [str(item["id"]) for item in body["data"]]
@@ -63,7 +66,8 @@ class OpenAIUpstream:
             raise UpstreamError(502, f"the upstream sent an invalid model list ({exc!r})") from None
 
     async def complete(self, request: UpstreamRequest) -> UpstreamReply:
-        response = await self._send(self._client.build_request("POST", "/chat/completions", json=self._payload(request, False)))
+        response = await self._send(self._client.build_request("POST", "/chat/completions", json=self._payload(request, False)),
+                                    stream=True)
         body = await self._json(response)
         try:
             choice = body["choices"][0]
@@ -102,7 +106,7 @@ class OpenAIUpstream:
             raise UpstreamError(502, f"cannot reach the upstream at {self.base_url}: {type(exc).__name__}") from None
         if response.status_code >= 400:
             try:
-                detail = (await response.aread())[:2000].decode("utf-8", "replace")
+                detail = (await _read_at_most(response, MAX_ERROR_BYTES)).decode("utf-8", "replace")
             except httpx.HTTPError:
                 detail = ""
             finally:
@@ -112,7 +116,10 @@ class OpenAIUpstream:
 
     async def _json(self, response: httpx.Response) -> dict[str, Any]:
         try:
-            body = json.loads(await response.aread())
+            raw = await _read_at_most(response, MAX_REPLY_BYTES + 1)
+            if len(raw) > MAX_REPLY_BYTES:
+                raise UpstreamError(502, f"the upstream's answer is larger than {MAX_REPLY_BYTES >> 20} MiB")
+            body = json.loads(raw)
         except httpx.TimeoutException:
             raise UpstreamError(504, "the upstream stopped sending its answer") from None
         except (httpx.HTTPError, ValueError, RecursionError) as exc:  # RecursionError: nested too deep to parse
@@ -127,7 +134,7 @@ class OpenAIUpstream:
         done = False
         held = ""  # a high surrogate that ended the last piece: its pair may start the next one
         try:
-            async for line in response.aiter_lines():
+            async for line in _lines(response, MAX_EVENT_BYTES):
                 if not line.startswith("data:"):
                     continue  # blank lines, comments and event names
                 data = line[5:].strip()
@@ -150,6 +157,32 @@ class OpenAIUpstream:
         if held:
             yield _unicode(held)
         stream.finish_reason = stream.finish_reason or "stop"
+
+
+async def _read_at_most(response: httpx.Response, limit: int) -> bytes:
+    """The body's first ``limit`` bytes (the rest is not read)."""
+    chunks, size = [], 0
+    async for chunk in response.aiter_bytes():
+        chunks.append(chunk)
+        size += len(chunk)
+        if size >= limit:
+            break
+    return b"".join(chunks)[:limit]
+
+
+async def _lines(response: httpx.Response, limit: int) -> AsyncIterator[str]:
+    """The body's lines (``\n``, ``\r\n`` or ``\r``), refusing one longer than ``limit`` bytes: httpx's own
+    ``aiter_lines`` would hold a line of any length in memory."""
+    buffer = b""
+    async for chunk in response.aiter_bytes():
+        buffer += chunk
+        *complete, buffer = re.split(rb"\r\n|\r|\n", buffer) if b"\r" in buffer else buffer.split(b"\n")
+        for line in complete:
+            yield line.decode("utf-8", "replace")
+        if len(buffer) > limit:
+            raise UpstreamError(502, f"the upstream sent a stream event longer than {limit >> 20} MiB")
+    if buffer:
+        yield buffer.decode("utf-8", "replace")
 
 
 def _parse_chunk(data: str, stream: UpstreamStream) -> str:

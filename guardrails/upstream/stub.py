@@ -12,6 +12,7 @@ behaviour, so a test can make it misbehave through the proxy:
     stub-error-mid   stream a few words, then an error event
     stub-pieces      the last user message is a JSON list of strings: the answer, one string per streamed event
     stub-body        the last user message is the whole response body, sent as is (200, application/json)
+    stub-flood       a 17 MiB answer (or, streaming, one 2 MiB event line): an upstream gone wrong
     stub-echo-system echo the first system message instead (a model repeating its instructions)
 
 Error messages (HTTP errors and the error event) repeat the echo, as servers that quote the request do.
@@ -35,7 +36,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 
 MODELS = ("stub", "stub-slow", "stub-stall", "stub-stall-mid", "stub-drop", "stub-cut", "stub-500", "stub-400", "stub-429",
-          "stub-garbage", "stub-garbage-mid", "stub-error-mid", "stub-pieces", "stub-body", "stub-echo-system")
+          "stub-garbage", "stub-garbage-mid", "stub-error-mid", "stub-pieces", "stub-body", "stub-flood", "stub-echo-system")
 MIDWAY = ("stub-stall-mid", "stub-drop", "stub-cut", "stub-garbage-mid", "stub-error-mid")  # fail at the fourth word
 WORDS = re.compile(r"\S+\s*|\s+")
 
@@ -80,6 +81,10 @@ def create_stub_app(*, token_delay: float = 0.0, prefix: str = "") -> FastAPI:
             return PlainTextResponse("<html>definitely not json", status_code=200)
         if model == "stub-body":
             return PlainTextResponse(text, media_type="application/json")
+        if model == "stub-flood" and not body.get("stream"):
+            return PlainTextResponse('{"padding": "' + "x" * (17 << 20) + '"}', media_type="application/json")
+        if model == "stub-flood":
+            return StreamingResponse(iter([b"data: " + b"x" * (2 << 20)]), media_type="text/event-stream")
         usage = {"prompt_tokens": sum(len(str(m.get("content", "")).split()) for m in body.get("messages", [])),
                  "completion_tokens": len(reply.split())}
         if not body.get("stream"):

@@ -127,3 +127,12 @@ def test_a_surrogate_pair_split_across_stream_events_is_joined(proxy):
     chunks = proxy.client().chat.completions.create(model="stub-pieces", stream=True,
                                                     messages=[{"role": "user", "content": pieces}])
     assert "".join(chunk.choices[0].delta.content or "" for chunk in chunks) == "Hi \U0001F600 there. Lone \ufffd"
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_an_endless_upstream_answer_is_a_502_not_a_memory_blowup(proxy, stream):
+    response = proxy.post("/v1/chat/completions", json={"model": "stub-flood", "messages": MESSAGE, "stream": stream})
+    if not stream:
+        assert response.status_code == 502 and "larger than 16 MiB" in response.json()["error"]["message"]
+    else:  # the stream has begun: the error is its last event, and no upstream text was sent
+        assert "longer than 1 MiB" in response.text and "xxxx" not in response.text
