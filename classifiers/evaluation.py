@@ -140,7 +140,8 @@ def format_report(metrics: dict[str, Any], title: str) -> str:
         title,
         f"  examples   {metrics['n']} ({metrics['positives']} violating)",
         f"  threshold  {metrics['threshold']:.3f}",
-        f"  precision  {show(metrics['precision'])}   recall {show(metrics['recall'])}   F1 {show(metrics['f1'])}",
+        f"  precision  {show(metrics['precision'])}   recall {show(metrics['recall'])}   F1 {show(metrics['f1'])}   "
+        f"false-positive rate {show(metrics['false_positive_rate'])}",
         f"  ROC-AUC    {show(metrics['roc_auc'])}   PR-AUC {show(metrics['pr_auc'])}   "
         f"Brier {show(metrics['brier'])}   ECE {show(metrics['ece'])}",
         "  confusion           predicted allowed   predicted violates",

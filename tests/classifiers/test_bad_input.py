@@ -148,6 +148,8 @@ def test_eval_outputs_are_checked_first_and_one_class_data_is_measured(trained_f
     result = json.loads(capsys.readouterr().out)
     assert result["positives"] == 0 and result["roc_auc"] is None and result["false_positive_rate"] is not None
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert main(["eval", "--classifier", str(out), "--data", str(benign), *model]) == 0
+    assert "false-positive rate" in capsys.readouterr().out  # what a file of allowed texts measures
 
 
 @pytest.fixture(scope="module")
