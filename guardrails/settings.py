@@ -167,6 +167,13 @@ class ProxySettings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _default_tokens_within_limit(self) -> ProxySettings:
+        if self.default_max_tokens > self.max_tokens_limit:
+            raise ValueError(f"default_max_tokens ({self.default_max_tokens}) must be at most max_tokens_limit "
+                             f"({self.max_tokens_limit}), or every request that names no max_tokens is refused")
+        return self
+
+    @model_validator(mode="after")
     def _scorer_timeout_below_check_timeout(self) -> ProxySettings:
         if self.scorer_timeout is not None and self.scorer_timeout >= self.check_timeout:
             raise ValueError(f"scorer_timeout ({self.scorer_timeout:g} s) must be below check_timeout "

@@ -86,17 +86,25 @@ class ModelSettings(BaseSettings):
 def build_settings(cls, values: dict[str, object], prefix: str):
     """``cls(**values)`` without the ``None`` values (so the environment and defaults apply), or one ConfigError
     naming each bad field (as its environment variable, ``prefix`` + name)."""
+    from pydantic_settings import SettingsError
+
     try:
         return cls(**{key: value for key, value in values.items() if value is not None})
     except ValidationError as exc:
         raise ConfigError(describe_validation_error(exc, prefix=prefix)) from None
+    except SettingsError as exc:  # an environment variable pydantic-settings could not read (e.g. JSON expected)
+        raise ConfigError(f"invalid setting in the environment ({prefix}*): {exc}; the Gemma model is chosen with "
+                          "SHIELDKIT_MODEL (and SHIELDKIT_DTYPE, ...), not a SHIELDKIT_PROXY_ variable") from None
 
 
 def describe_validation_error(exc: ValidationError, prefix: str = "") -> str:
     """One line per problem: the field (as its environment variable where that helps), the value and the reason."""
     lines = []
     for error in exc.errors():
-        field = ".".join(str(part) for part in error["loc"]) or "settings"
+        field = ".".join(str(part) for part in error["loc"])
+        if not field:  # a check across fields: its message names them
+            lines.append(f"invalid settings: {error['msg'].removeprefix('Value error, ')}")
+            continue
         shown = f"{field} ({prefix}{field.upper()})" if prefix else field
         value = error.get("input")
         if isinstance(value, str):  # a URL's password is never repeated (user:password@host -> user:***@host)

@@ -12,6 +12,7 @@ class UpstreamRequest:
     model: str
     messages: list[dict[str, str]]  # checked (and redacted) {"role", "content"} messages
     max_tokens: int | None = None
+    max_tokens_name: str = "max_tokens"  # how the client named it: max_completion_tokens goes upstream as that
     temperature: float | None = None
     top_p: float | None = None
     seed: int | None = None

@@ -41,8 +41,8 @@ class GemmaUpstream:
 
         wanted = request.max_tokens or self.default_max_tokens
         if wanted > self.max_tokens_limit:
-            raise UpstreamError(400, f"max_tokens is {wanted}, but this proxy allows at most {self.max_tokens_limit}",
-                                code="invalid_request")
+            raise UpstreamError(400, f"{request.max_tokens_name} is {wanted}, but this proxy allows at most "
+                                     f"{self.max_tokens_limit}", code="invalid_request")
         temperature = self.default_temperature if request.temperature is None else request.temperature
         try:
             return GenerationConfig(max_new_tokens=wanted, temperature=temperature, top_p=request.top_p or 1.0,

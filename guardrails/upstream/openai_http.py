@@ -27,7 +27,7 @@ MAX_REPLY_BYTES = 16 << 20  # a non-streamed answer's body: far past any chat an
 MAX_EVENT_BYTES = 1 << 20  # one server-sent event line
 MAX_ERROR_BYTES = 2000  # of an error body, kept for the debug log
 WITHHELD = "its error text is not passed on (it was not checked)"
-_FORWARDED = ("max_tokens", "temperature", "top_p", "seed", "presence_penalty", "frequency_penalty", "user")
+_FORWARDED = ("temperature", "top_p", "seed", "presence_penalty", "frequency_penalty", "user")
 
 
 class OpenAIUpstream:
@@ -47,6 +47,8 @@ class OpenAIUpstream:
 
     def _payload(self, request: UpstreamRequest, stream: bool) -> dict[str, Any]:
         payload: dict[str, Any] = {"model": request.model, "messages": request.messages, "stream": stream}
+        if request.max_tokens is not None:  # under the client's name: OpenAI's reasoning models refuse max_tokens
+            payload[request.max_tokens_name] = request.max_tokens
         for name in _FORWARDED:
             value = getattr(request, name)
             if value is not None:

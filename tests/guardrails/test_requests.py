@@ -175,3 +175,23 @@ def test_a_failed_background_load_is_reported_and_fatal(make_proxy, tiny_runtime
     assert ready.status_code == 503 and "adapter file is corrupt" in ready.json()["error"]
     response = proxy.post("/v1/chat/completions", json=OK)
     assert response.status_code == 503 and response.json()["error"]["code"] == "startup_failed"
+
+
+@pytest.mark.parametrize("name", ["max_tokens", "max_completion_tokens"])
+def test_the_token_limit_goes_upstream_under_the_clients_name(shared_rules_proxy, name):
+    """OpenAI's reasoning models refuse max_tokens: a client that says max_completion_tokens means that one."""
+    body = {"model": "stub", "messages": [{"role": "user", "content": "hello there"}], name: 50}
+    assert shared_rules_proxy.post("/v1/chat/completions", json=body).status_code == 200
+    sent = shared_rules_proxy.stub_app.state.received[-1]
+    assert sent[name] == 50 and {"max_tokens", "max_completion_tokens"} & set(sent) == {name}
+
+
+def test_settings_that_contradict_each_other_or_the_environment_name_what_to_change(monkeypatch):
+    from shieldkit.errors import ConfigError
+    from shieldkit.guardrails import ProxySettings
+
+    with pytest.raises(ConfigError, match=r"^invalid settings: default_max_tokens \(4096\) must be at most max_tokens_limit"):
+        ProxySettings.create(default_max_tokens=4096)
+    monkeypatch.setenv("SHIELDKIT_PROXY_MODEL", "tiny-random")
+    with pytest.raises(ConfigError, match="chosen with SHIELDKIT_MODEL"):
+        ProxySettings.create()

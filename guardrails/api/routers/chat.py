@@ -42,7 +42,9 @@ def upstream_request(body: ChatRequest, texts: list[str]) -> UpstreamRequest:
     return UpstreamRequest(
         model=body.model,
         messages=[{"role": m.role, "content": text} for m, text in zip(body.messages, texts)],
-        max_tokens=body.max_completion_tokens or body.max_tokens, temperature=body.temperature, top_p=body.top_p,
+        max_tokens=body.max_completion_tokens or body.max_tokens,
+        max_tokens_name="max_completion_tokens" if body.max_completion_tokens else "max_tokens",
+        temperature=body.temperature, top_p=body.top_p,
         seed=body.seed, stop=tuple(body.stop or ()), presence_penalty=body.presence_penalty,
         frequency_penalty=body.frequency_penalty, user=body.user,
         include_usage=bool(body.stream_options and body.stream_options.include_usage),
