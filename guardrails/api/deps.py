@@ -75,12 +75,13 @@ def _presented_key(request: Request) -> str | None:
     return request.headers.get("api-key", "").strip() or None
 
 
-def _scoped(scope: str):
+def _scoped(scope: str | None):
+    """The caller, if its key may call ``scope`` (None: any key may) and is within its rate limit."""
     async def dependency(caller: Annotated[Caller, Depends(authenticate)], services: ServicesDep) -> Caller:
         key = caller.key
         if key is None:
             return caller
-        if scope not in key.scopes:
+        if scope is not None and scope not in key.scopes:
             raise Forbidden(f"the API key '{key.id}' may not call the {scope} endpoint (its scopes: {', '.join(key.scopes)})")
         wait = await services.limits.spend_key(key.id)
         if wait:
@@ -91,6 +92,7 @@ def _scoped(scope: str):
     return dependency
 
 
+AnyKeyCaller = Annotated[Caller, Depends(_scoped(None))]  # /v1/models: every key, within its rate limit
 ChatCaller = Annotated[Caller, Depends(_scoped("chat"))]
 ModerationCaller = Annotated[Caller, Depends(_scoped("moderations"))]
 CheckCaller = Annotated[Caller, Depends(_scoped("check"))]

@@ -195,3 +195,14 @@ def test_settings_that_contradict_each_other_or_the_environment_name_what_to_cha
     monkeypatch.setenv("SHIELDKIT_PROXY_MODEL", "tiny-random")
     with pytest.raises(ConfigError, match="chosen with SHIELDKIT_MODEL"):
         ProxySettings.create()
+
+
+def test_models_are_listed_and_retrieved_within_the_keys_rate_limit_and_models(keyed):
+    narrow = keyed.client("sk-narrow")
+    assert [m.id for m in narrow.models.list()] == ["stub-slow"]
+    assert narrow.models.retrieve("stub-slow").id == "stub-slow"
+    hidden = httpx.get(keyed.url + "/v1/models/stub", headers={"Authorization": "Bearer sk-narrow"})
+    assert hidden.status_code == 404 and hidden.json()["error"]["code"] == "model_not_found"
+    headers = {"Authorization": "Bearer sk-limited"}
+    codes = [httpx.get(keyed.url + "/v1/models", headers=headers).status_code for _ in range(3)]
+    assert codes == [200, 200, 429]
