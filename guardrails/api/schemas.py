@@ -30,6 +30,8 @@ ONE_CHOICE_SCHEMA = {"anyOf": [{"type": "integer", "const": 1}, {"type": "null"}
 TEXTS_SCHEMA = {"anyOf": [{"type": "string", "minLength": 1},
                           {"type": "array", "minItems": 1, "items": {"type": "string", "minLength": 1}}],
                 "description": "one text or a list of texts; each must hold visible text"}
+MODERATION_INPUT_SCHEMA = {"anyOf": [*TEXTS_SCHEMA["anyOf"], {"type": "array", "minItems": 1, "items": TEXT_PART}],
+                           "description": "one text, a list of texts, or a list of text parts (one input)"}
 CONTENT_SCHEMA = {"anyOf": [{"type": "string", "minLength": 1}, {"type": "array", "minItems": 1, "items": TEXT_PART}],
                   "description": "text, or text parts (joined by line breaks); must hold visible text"}
 
@@ -54,17 +56,23 @@ class Message(_Strict):
         if isinstance(value, str):
             text = value
         elif isinstance(value, list) and value and all(isinstance(p, dict) for p in value):
-            parts = []
-            for part in value:
-                if part.get("type") != "text" or not isinstance(part.get("text"), str) or set(part) - {"type", "text"}:
-                    raise ValueError("only text parts ({'type': 'text', 'text': ...}) can be checked, so only they are accepted")
-                parts.append(part["text"])
-            text = "\n".join(parts)
+            text = joined_text_parts(value)
         else:
             raise ValueError("must be a string or a non-empty list of text parts")
         if not has_visible_text(text):  # whitespace, NUL, zero-width characters, ... only
             raise ValueError("must not be empty (it has no visible text)")
         return text
+
+
+def joined_text_parts(parts: list[dict]) -> str:
+    """``[{"type": "text", "text": ...}, ...]`` -> the texts joined by line breaks; any other part (an image) is
+    refused, since it cannot be checked."""
+    texts = []
+    for part in parts:
+        if part.get("type") != "text" or not isinstance(part.get("text"), str) or set(part) - {"type", "text"}:
+            raise ValueError("only text parts ({'type': 'text', 'text': ...}) can be checked, so only they are accepted")
+        texts.append(part["text"])
+    return "\n".join(texts)
 
 
 class StreamOptions(_Strict):
@@ -123,12 +131,15 @@ def _non_empty_texts(value: str | list[str]) -> str | list[str]:
 
 
 class ModerationRequest(_Strict):
-    input: Annotated[str | list[str], WithJsonSchema(TEXTS_SCHEMA)]
+    # one text, a list of texts (one result each), or OpenAI's multi-modal list of parts (one input: its text parts)
+    input: Annotated[str | list[str] | list[dict], WithJsonSchema(MODERATION_INPUT_SCHEMA)]
     model: str | None = None
 
     @field_validator("input")
     @classmethod
-    def _texts(cls, value: str | list[str]) -> str | list[str]:
+    def _texts(cls, value: str | list[str] | list[dict]) -> str | list[str]:
+        if isinstance(value, list) and value and all(isinstance(p, dict) for p in value):
+            value = joined_text_parts(value)
         return _non_empty_texts(value)
 
 

@@ -112,3 +112,19 @@ def test_metrics_count_requests_decisions_and_check_latency(proxy):
     assert 'shieldkit_decisions_total{decision="block",direction="input"} 1.0' in metrics
     assert 'shieldkit_check_latency_seconds_count{check="pii",direction="input"} 1.0' in metrics
     assert "shieldkit_ready 1.0" in metrics
+
+
+def test_moderations_carry_all_of_openais_categories_and_accept_text_parts(proxy):
+    from shieldkit.guardrails.api.routers.moderations import OPENAI_CATEGORIES
+
+    result = proxy.client().moderations.create(input=[{"type": "text", "text": "selfharm and"},
+                                                      {"type": "text", "text": "stabbing"}])
+    assert len(result.results) == 1  # a list of parts is one input
+    only = result.results[0]
+    categories = only.categories.model_dump(by_alias=True)
+    assert set(OPENAI_CATEGORIES) <= set(categories) and None not in categories.values()
+    assert categories["self-harm"] is True and categories["sexual/minors"] is False
+    applied = only.category_applied_input_types.model_dump(by_alias=True, exclude_none=True)
+    assert applied["self-harm"] == ["text"] and "sexual/minors" not in applied  # no classifier scored it
+    image = proxy.post("/v1/moderations", json={"input": [{"type": "image_url", "image_url": {"url": "x"}}]})
+    assert image.status_code == 400 and "only text parts" in image.json()["error"]["message"]

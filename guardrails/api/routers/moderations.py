@@ -16,6 +16,12 @@ from shieldkit.guardrails.pipeline.normalise import normalise
 router = APIRouter(tags=["moderations"])
 # Our classifier names where OpenAI's moderation categories call them differently.
 OPENAI_CATEGORY = {"self_harm": "self-harm", "dangerous": "illicit"}
+# OpenAI's 13 categories, every one in every result (its client's types require them). Those no loaded classifier
+# scores are false / 0.0 and absent from category_applied_input_types, which lists what was actually scored;
+# classifiers OpenAI has no category for (prompt_injection, your own) are added under their own names.
+OPENAI_CATEGORIES = ("harassment", "harassment/threatening", "hate", "hate/threatening", "illicit", "illicit/violent",
+                     "self-harm", "self-harm/intent", "self-harm/instructions", "sexual", "sexual/minors", "violence",
+                     "violence/graphic")
 
 
 @router.post("/v1/moderations", openapi_extra=json_body(ModerationRequest),
@@ -33,8 +39,11 @@ async def moderations(caller: ModerationCaller, services: ReadyServices, body: M
         raise GuardrailFailed(f"the moderation classifiers failed: {exc}") from None
     results = []
     for index in range(len(texts)):
-        categories = {OPENAI_CATEGORY.get(s.head, s.head): s.flagged[index] for s in scored}
-        category_scores = {OPENAI_CATEGORY.get(s.head, s.head): round(s.scores[index], 6) for s in scored}
+        categories = dict.fromkeys(OPENAI_CATEGORIES, False)
+        category_scores = dict.fromkeys(OPENAI_CATEGORIES, 0.0)
+        categories.update({OPENAI_CATEGORY.get(s.head, s.head): s.flagged[index] for s in scored})
+        category_scores.update({OPENAI_CATEGORY.get(s.head, s.head): round(s.scores[index], 6) for s in scored})
+        applied = {OPENAI_CATEGORY.get(s.head, s.head): ["text"] for s in scored}
         results.append({"flagged": any(categories.values()), "categories": categories,
-                        "category_scores": category_scores})
+                        "category_scores": category_scores, "category_applied_input_types": applied})
     return {"id": shapes.new_id("modr"), "model": body.model or "shieldkit-moderation", "results": results}
