@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, WithJsonSchema, field_validator
 
 from shieldkit.guardrails.api.errors import InvalidRequest, RequestTooLarge
 from shieldkit.guardrails.pipeline.normalise import has_visible_text
@@ -114,6 +114,13 @@ class ChatRequest(_Strict):
         if stops is not None and (len(stops) > 4 or not all(stops)):
             raise ValueError("must be up to 4 non-empty strings")
         return stops
+
+    @field_validator("stream_options")
+    @classmethod
+    def _only_when_streaming(cls, value: StreamOptions | None, info: ValidationInfo) -> StreamOptions | None:
+        if value is not None and not info.data.get("stream"):
+            raise ValueError("is only allowed with stream: true (as OpenAI's API has it)")
+        return value
 
     @field_validator("n")
     @classmethod

@@ -43,6 +43,7 @@ def with_(**changes):
          "presence_penalty: -Infinity is not a JSON number"),
         (with_(max_tokens=0), 400, "max_tokens"),
         (with_(n=2), 400, "only n = 1"),
+        (with_(stream_options={"include_usage": True}), 400, "only allowed with stream: true"),
         (with_(tools=[{"type": "function"}]), 400, "cannot check tool calls"),
         (with_(logprobs=True), 400, "cannot check log-probabilities"),
         (with_(logprobs=0), 400, "cannot check log-probabilities"),
