@@ -3,7 +3,10 @@ the background once the server starts (``/readyz`` says when)."""
 
 from __future__ import annotations
 
+import os
+import signal
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fastapi import FastAPI, Request
@@ -59,9 +62,23 @@ def create_app(settings: ProxySettings | None = None, *, runtime: GemmaRuntime |
     return app
 
 
+WORKER_STOP_ENV = "SHIELDKIT_WORKERS_STOP_FILE"  # set by `shieldkit serve --workers N` for its workers
+
+
 def app_from_env() -> FastAPI:
-    """Factory for ``uvicorn --factory shieldkit.guardrails.app:app_from_env`` (settings from SHIELDKIT_PROXY_*)."""
-    return create_app(ProxySettings.create())
+    """Factory for ``uvicorn --factory shieldkit.guardrails.app:app_from_env`` (settings from SHIELDKIT_PROXY_*).
+    A worker of ``shieldkit serve --workers N`` whose models cannot load stops the whole server, as one process
+    does: it writes why to the file ``WORKER_STOP_ENV`` names and sends SIGTERM to the supervisor."""
+    app = create_app(ProxySettings.create())
+    stop_file = os.environ.get(WORKER_STOP_ENV)
+    if stop_file:
+        app.state.services.startup.on_fatal = lambda message: _stop_workers(Path(stop_file), message)
+    return app
+
+
+def _stop_workers(stop_file: Path, message: str) -> None:
+    stop_file.write_text(message, encoding="utf-8")
+    os.kill(os.getppid(), signal.SIGTERM)  # uvicorn's supervisor stops every worker and returns
 
 
 def _error_response(request: Request, error: ApiError) -> JSONResponse:

@@ -8,6 +8,7 @@ import os
 import re
 import secrets
 import sys
+import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
@@ -126,7 +127,10 @@ def _serve_workers(args: argparse.Namespace, settings) -> int:
     from shieldkit.guardrails.ops.ratelimit import RateLimits
     from shieldkit.guardrails.policy import load_policy_file
 
+    from shieldkit.guardrails.services import build_scorer
+
     loaded = load_policy_file(settings.policy)  # refuse a bad policy before forking
+    build_scorer(settings, loaded, None, None)  # ... classifier checks that cannot run (a missing folder)
     RateLimits(settings, loaded.file.keys)  # ... and a rate-limit storage the workers cannot share or cannot use
     env = {"SHIELDKIT_PROXY_POLICY": settings.policy, "SHIELDKIT_PROXY_UPSTREAM": settings.upstream,
            "SHIELDKIT_PROXY_WORKERS": settings.workers, "SHIELDKIT_PROXY_RATE_LIMIT_STORAGE": settings.rate_limit_storage,
@@ -139,8 +143,15 @@ def _serve_workers(args: argparse.Namespace, settings) -> int:
     os.environ.update({key: str(value) for key, value in env.items() if value is not None})
     if settings.scorer_url is not None:  # the workers ask the scorer service too
         os.environ["SHIELDKIT_PROXY_SCORER_URL"] = settings.scorer_url
-    uvicorn.run("shieldkit.guardrails.app:app_from_env", factory=True, host=args.host, port=args.port,
-                workers=args.workers, log_level=args.log_level)
+    from shieldkit.guardrails.app import WORKER_STOP_ENV
+
+    with tempfile.TemporaryDirectory(prefix="shieldkit-workers-") as folder:
+        stop_file = Path(folder) / "stopped"  # a worker whose models cannot load writes why, and stops us all
+        os.environ[WORKER_STOP_ENV] = str(stop_file)
+        uvicorn.run("shieldkit.guardrails.app:app_from_env", factory=True, host=args.host, port=args.port,
+                    workers=args.workers, log_level=args.log_level)
+        if stop_file.exists():
+            raise ConfigError(f"the proxy stopped: {stop_file.read_text(encoding='utf-8')}")
     return 0
 
 

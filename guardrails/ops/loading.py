@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable
 from typing import Any, Literal
 
-from shieldkit.errors import ConfigError
+from shieldkit.errors import ShieldkitError
 
 
 class BackgroundLoad:
@@ -36,7 +36,7 @@ class BackgroundLoad:
             await asyncio.to_thread(self._load_models)
         except Exception as exc:
             self.state, self.error = "failed", str(exc) or type(exc).__name__
-            self._log.error("%s cannot serve: %s", self._server, self.error, exc_info=not isinstance(exc, ConfigError))
+            self._log.error("%s cannot serve: %s", self._server, self.error, exc_info=not isinstance(exc, ShieldkitError))
             if self.on_fatal is not None:
                 self.on_fatal(self.error)
             return

@@ -63,3 +63,23 @@ def test_the_metrics_folder_is_prepared_for_the_workers(tmp_path, monkeypatch):
     with metrics_folder() as folder:  # given: emptied of earlier runs' files, and kept
         assert folder == given and [p.name for p in folder.iterdir()] == ["notes.txt"]
     assert given.is_dir()
+
+
+def test_a_worker_that_cannot_load_its_models_stops_the_whole_server(serve, tmp_path, monkeypatch):
+    """As one process does (the README: what cannot load stops the proxy at start). Before, each worker went on
+    answering 503 startup_failed and serve never exited; a missing classifier folder is refused before forking."""
+    monkeypatch.delenv(MULTIPROC_ENV, raising=False)
+    missing = tmp_path / "missing.gguf"
+    process, _ = serve("--workers", "2", "--upstream", "http://127.0.0.1:9/v1", "--no-audit", "--model", str(missing),
+                       ready=False)  # the default policy's classifiers need the model: the workers load it
+    assert process.wait(timeout=240) == 2
+    process.log.seek(0)
+    output = process.log.read()
+    assert f"the proxy stopped: model path '{missing}' does not exist" in output and "Traceback" not in output
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(f"policies:\n  default:\n    input:\n      - {{name: c, kind: classifier, classifier: {tmp_path / 'no'}}}\n")
+    process, _ = serve("--workers", "2", "--policy", str(policy), "--upstream", "http://127.0.0.1:9/v1", "--no-audit",
+                       ready=False)
+    assert process.wait(timeout=120) == 2
+    process.log.seek(0)
+    assert "classifier folder" in process.log.read()
