@@ -30,12 +30,19 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 class Baseline:
-    """One logistic regression per policy on fixed features, thresholds by the safety model's rule."""
+    """One logistic regression per policy on fixed features, calibrated and thresholded exactly as the safety
+    model's heads are (``calibration.calibrate_heads``): Platt scaling of its log-odds on the calibration split's
+    rows with a known label, then the threshold rule (budget per source, reserve, floor) on that calibrated scale.
+    Before 2026-12-06 the rule was applied to the class-balanced regression's raw probabilities, a scale on which
+    the 0.5 floor means something else (found in review)."""
 
     def __init__(self, name, featurize, corpus, fpr_budget, reserve):
+        import torch
         from sklearn.linear_model import LogisticRegression
 
         from shieldkit.classifiers.calibration import benign_threshold
+        from shieldkit.classifiers.corpus import UNKNOWN
+        from shieldkit.classifiers.evaluation import fit_platt
 
         self.name, self.featurize = name, featurize
         started = time.perf_counter()
@@ -44,20 +51,28 @@ class Baseline:
         benign = held[(corpus.labels[held] == 0).all(axis=1)]
         sources = np.array(corpus.origin)[benign]
         x_reserve = featurize(reserve.texts)
-        self.models, self.thresholds = {}, {}
+        self.models, self.calibrations, self.thresholds = {}, {}, {}
         for column, policy in enumerate(corpus.policies):
             rows = train[corpus.labels[train, column] >= 0]
             model = LogisticRegression(C=1.0, max_iter=3000, class_weight="balanced")
             model.fit(x[rows], corpus.labels[rows, column], sample_weight=corpus.weights[rows])
-            self.models[policy] = model
-            by_source = reserve.by_source(model.predict_proba(x_reserve)[:, 1])
-            self.thresholds[policy] = benign_threshold(model.predict_proba(x[benign])[:, 1], sources, fpr_budget,
-                                                       by_source)[0]
+            known = held[corpus.labels[held, column] != UNKNOWN]
+            calibration = fit_platt(model.decision_function(x[known]), corpus.labels[known, column].astype(int))
+            self.models[policy], self.calibrations[policy] = model, calibration
+
+            def calibrated(features, model=model, calibration=calibration):
+                return calibration.apply(torch.tensor(model.decision_function(features))).numpy()
+
+            by_source = reserve.by_source(calibrated(x_reserve))
+            self.thresholds[policy] = benign_threshold(calibrated(x[benign]), sources, fpr_budget, by_source)[0]
         self.seconds = time.perf_counter() - started
 
     def score(self, texts):
+        import torch
+
         x = self.featurize(texts)
-        return {policy: model.predict_proba(x)[:, 1].tolist() for policy, model in self.models.items()}
+        return {policy: self.calibrations[policy].apply(torch.tensor(model.decision_function(x))).numpy().tolist()
+                for policy, model in self.models.items()}
 
 
 def tfidf_features(corpus):
