@@ -23,11 +23,13 @@ LETTER = re.compile(r"[A-Za-z]")
 ONES = re.compile(r"1+")
 
 
-def leet_view(text: str) -> Mapped:
+def leet_view(text: str, normalised: Mapped | None = None) -> Mapped:
     """The normalised view of ``text`` with leetspeak spelled out: stand-ins are spelled in the text as sent (where
     spaced letters still have their word breaks), the result normalised, and stand-ins spelled again (those that
-    normalising revealed: fullwidth digits, base64). ``.source_span`` maps to ``text``."""
-    view = normalise_view(Mapped(text, text).then(_edits(text)))
+    normalising revealed: fullwidth digits, base64). ``.source_span`` maps to ``text``. ``normalised``: the view
+    already made of ``text``, reused when the text as sent has no stand-in (most texts: no second normalising)."""
+    first = _edits(text)
+    view = normalise_view(Mapped(text, text).then(first)) if first or normalised is None else normalised
     return view.then(_edits(view.text))
 
 

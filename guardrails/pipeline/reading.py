@@ -89,7 +89,7 @@ class Reading:
         """The views with leetspeak spelled out, where that changed them."""
         units = {}
         for group, unit in self.views.items():
-            view = leet_view(unit.view.source)
+            view = leet_view(unit.view.source, unit.view)
             if view.text != unit.text:
                 units[group] = Unit(view.text, unit.messages, unit.bases, unit.lengths, view)
         return units
